@@ -1,0 +1,75 @@
+//! Liveness, readiness and metrics.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The process is alive (no dependencies checked).
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Postgres and Redis both answer within a second; otherwise 503 naming which does not.
+pub async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = Duration::from_secs(1);
+    let pg = matches!(
+        tokio::time::timeout(limit, keel_models::db::ping(&state.pool)).await,
+        Ok(Ok(()))
+    );
+    let redis = matches!(
+        tokio::time::timeout(limit, state.lane.ping()).await,
+        Ok(Ok(()))
+    );
+    let checks = json!({
+        "postgres": if pg { "ok" } else { "unreachable" },
+        "redis": if redis { "ok" } else { "unreachable" },
+    });
+    if pg && redis {
+        return Ok(Json(json!({"status": "ready", "checks": checks})));
+    }
+    let down: Vec<&str> = [(!pg).then_some("postgres"), (!redis).then_some("redis")]
+        .into_iter()
+        .flatten()
+        .collect();
+    Err(ApiError::Unavailable {
+        message: format!("not ready: {} unreachable", down.join(" and ")),
+        details: checks,
+    })
+}
+
+/// Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let mut out = state.metrics.render();
+    let counts = keel_models::job::counts_by_kind_and_status(&state.pool).await?;
+    out.push_str("# HELP keel_jobs Jobs in the ledger by kind and status.\n# TYPE keel_jobs gauge\n");
+    for (kind, status, n) in counts {
+        let _ = writeln!(out, "keel_jobs{{kind=\"{kind}\",status=\"{}\"}} {n}", status.as_str());
+    }
+    out.push_str("# HELP keel_queue_backlog Due jobs waiting to start, per queue (Postgres).\n# TYPE keel_queue_backlog gauge\n");
+    let mut queues: Vec<String> = state.registry.queues().into_iter().map(String::from).collect();
+    for (queue, n) in keel_models::job::backlog_by_queue(&state.pool).await? {
+        let _ = writeln!(out, "keel_queue_backlog{{queue=\"{queue}\"}} {n}");
+        if !queues.contains(&queue) {
+            queues.push(queue);
+        }
+    }
+    out.push_str("# HELP keel_queue_redis_entries Entries in the queue's Redis stream (the bounded window).\n# TYPE keel_queue_redis_entries gauge\n");
+    for queue in queues {
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), state.lane.len(&queue)).await {
+            let _ = writeln!(out, "keel_queue_redis_entries{{queue=\"{queue}\"}} {n}");
+        }
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    ))
+}

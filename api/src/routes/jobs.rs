@@ -1,0 +1,181 @@
+//! Submitting jobs and following them.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use keel_jobs::enqueue::{self, Submit, SubmitError};
+use keel_models::job::{self as ledger, CancelOutcome, Inserted, Job, JobStatus};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, TenantId};
+use crate::routes::parse_id;
+use crate::state::AppState;
+
+/// The public shape of a job.
+pub fn view(job: &Job) -> Value {
+    json!({
+        "id": job.id,
+        "kind": job.kind,
+        "queue": job.queue,
+        "status": job.status,
+        "attempts": job.attempt,
+        "max_attempts": job.max_attempts,
+        "args": job.args,
+        "progress": job.progress,
+        "result": job.result,
+        "last_error": job.last_error,
+        "idempotency_key": job.idempotency_key,
+        "run_at": job.run_at,
+        "cancel_requested": job.cancel_requested_at.is_some(),
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "updated_at": job.updated_at,
+        "status_url": format!("/api/jobs/{}", job.id),
+    })
+}
+
+/// `POST /api/jobs` → 202 (new) or 200 (idempotency key seen before, same request).
+pub async fn submit(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Submit>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let new = enqueue::prepare(&state.registry, &state.services, Some(tenant), body).map_err(
+        |e| match e {
+            SubmitError::UnknownKind { kind, known } => ApiError::Unprocessable {
+                code: "unknown_kind",
+                message: format!("unknown job kind {kind:?}; known kinds: {}", known.join(", ")),
+                details: json!({ "path": "kind", "known_kinds": known }),
+            },
+            SubmitError::Invalid(a) => ApiError::invalid(&a.path, a.message),
+        },
+    )?;
+    let mut tx = state.pool.begin().await?;
+    let inserted = ledger::insert(&mut tx, &new).await?;
+    tx.commit().await?;
+    match inserted {
+        Inserted::New(job) => {
+            enqueue::dispatch_after_commit(&state.lane, &state.pool, &job).await;
+            tracing::info!(job_id = %job.id, kind = %job.kind, "job accepted");
+            Ok((StatusCode::ACCEPTED, Json(view(&job))))
+        }
+        Inserted::Existing(job) => {
+            if job.kind != new.kind || job.args != new.args {
+                return Err(ApiError::Conflict {
+                    code: "idempotency_key_reused",
+                    message: "this idempotency key was used for a different job (kind or args differ)".into(),
+                    details: json!({ "existing_job_id": job.id }),
+                });
+            }
+            Ok((StatusCode::OK, Json(view(&job))))
+        }
+    }
+}
+
+pub async fn get(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id, "job")?;
+    let job = ledger::get_for_tenant(&state.pool, tenant, id)
+        .await?
+        .ok_or(ApiError::NotFound("job"))?;
+    Ok(Json(view(&job)))
+}
+
+/// `GET /api/jobs?status=&kind=&limit=&cursor=`: newest first; pass `next_cursor` as `cursor`.
+pub async fn list(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    for key in q.keys() {
+        if !matches!(key.as_str(), "status" | "kind" | "limit" | "cursor") {
+            return Err(ApiError::invalid(
+                key,
+                "unknown query parameter (use status, kind, limit, cursor)",
+            ));
+        }
+    }
+    let status = match q.get("status") {
+        None => None,
+        Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
+            let allowed: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::invalid("status", format!("must be one of {}", allowed.join(", ")))
+        })?),
+    };
+    let limit = match q.get("limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=200).contains(l))
+            .ok_or_else(|| ApiError::invalid("limit", "must be an integer from 1 to 200"))?,
+    };
+    let cursor = match q.get("cursor") {
+        None => None,
+        Some(c) => Some(
+            uuid::Uuid::parse_str(c)
+                .map_err(|_| ApiError::invalid("cursor", "is not a cursor returned by this API"))?,
+        ),
+    };
+    let kind = q.get("kind").map(String::as_str);
+    let jobs = ledger::list_for_tenant(&state.pool, tenant, status, kind, cursor, limit).await?;
+    let next_cursor = (jobs.len() as i64 == limit).then(|| jobs.last().map(|j| j.id)).flatten();
+    Ok(Json(json!({
+        "jobs": jobs.iter().map(view).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+    })))
+}
+
+/// Not started → `cancelled` at once (200). Running → the handler is told (202); the job ends
+/// `cancelled` when it stops. Finished → 409.
+pub async fn cancel(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = parse_id(&id, "job")?;
+    match ledger::cancel(&state.pool, tenant, id).await? {
+        CancelOutcome::Cancelled(job) => Ok((StatusCode::OK, Json(view(&job)))),
+        CancelOutcome::Requested(job) => Ok((StatusCode::ACCEPTED, Json(view(&job)))),
+        CancelOutcome::NotCancellable(None) => Err(ApiError::NotFound("job")),
+        CancelOutcome::NotCancellable(Some(job)) => Err(ApiError::Conflict {
+            code: "not_cancellable",
+            message: format!("job is already {}", job.status.as_str()),
+            details: json!({ "status": job.status }),
+        }),
+    }
+}
+
+/// `dead|failed → queued`, due now, with a fresh attempt budget.
+pub async fn retry(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id, "job")?;
+    match ledger::retry(&state.pool, tenant, id).await? {
+        Some(job) => {
+            // The relay would pick it up within a tick; pushing now makes the retry immediate.
+            enqueue::dispatch_after_commit_marking(&state.lane, &state.pool, &job).await;
+            Ok(Json(view(&job)))
+        }
+        None => match ledger::get_for_tenant(&state.pool, tenant, id).await? {
+            None => Err(ApiError::NotFound("job")),
+            Some(job) => Err(ApiError::Conflict {
+                code: "not_retryable",
+                message: format!(
+                    "only dead or failed jobs can be retried; this one is {}",
+                    job.status.as_str()
+                ),
+                details: json!({ "status": job.status }),
+            }),
+        },
+    }
+}

@@ -1,0 +1,84 @@
+//! Tenants (created by the operator) and a tenant's API keys.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::extract::{Admin, ApiJson, TenantId};
+use crate::routes::parse_id;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    name: String,
+}
+
+/// `POST /api/tenants` (admin): the API key and signing secret are in this answer only.
+pub async fn create(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
+    }
+    let mut tx = state.pool.begin().await?;
+    let created = keel_models::tenant::create(&mut tx, name, &state.services.secrets).await?;
+    tx.commit().await?;
+    tracing::info!(tenant_id = %created.tenant.id, "tenant created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": created.tenant.id,
+            "name": created.tenant.name,
+            "created_at": created.tenant.created_at,
+            "api_key": created.api_key.secret,
+            "api_key_id": created.api_key_id,
+            "signing_secret": created.signing_secret,
+            "note": "api_key and signing_secret are shown only once; store them now",
+        })),
+    ))
+}
+
+/// `GET /api/tenant`: the caller's tenant.
+pub async fn me(TenantId(tenant): TenantId, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let t = keel_models::tenant::get(&state.pool, tenant)
+        .await?
+        .ok_or(ApiError::NotFound("tenant"))?;
+    Ok(Json(json!(t)))
+}
+
+pub async fn list_keys(TenantId(tenant): TenantId, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let keys = keel_models::tenant::list_keys(&state.pool, tenant).await?;
+    Ok(Json(json!({ "keys": keys })))
+}
+
+/// `POST /api/keys`: a new key (rotate by creating one, then revoking the old).
+pub async fn create_key(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (id, key) = keel_models::tenant::create_key(&state.pool, tenant).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "prefix": key.prefix, "api_key": key.secret })),
+    ))
+}
+
+pub async fn revoke_key(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id, "key")?;
+    if keel_models::tenant::revoke_key(&state.pool, tenant, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("key"))
+    }
+}

@@ -1,0 +1,136 @@
+//! Submitting a job: validation against the registry, the ledger insert (in the caller's
+//! transaction, next to the business rows the job belongs to) and the best-effort push to Redis
+//! after commit. A lost push costs latency, never the job: the relay dispatches any row Redis
+//! was not told about.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use keel_models::job::{Job as JobRow, NewJob};
+use keel_models::PgPool;
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::job::{ArgsError, Services};
+use crate::lane::Lane;
+use crate::registry::Registry;
+
+/// The body of `POST /api/jobs` (and what the scheduler and other producers build).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submit {
+    pub kind: String,
+    #[serde(default)]
+    pub args: Value,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub run_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub max_attempts: Option<i32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("unknown job kind {kind:?}")]
+    UnknownKind {
+        kind: String,
+        known: Vec<&'static str>,
+    },
+    #[error("{}: {}", .0.path, .0.message)]
+    Invalid(ArgsError),
+}
+
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Validates a submit and builds the row to insert. Nothing is written.
+pub fn prepare(
+    registry: &Registry,
+    services: &Services,
+    tenant_id: Option<Uuid>,
+    submit: Submit,
+) -> Result<NewJob, SubmitError> {
+    let kind = registry
+        .get(&submit.kind)
+        .ok_or_else(|| SubmitError::UnknownKind {
+            kind: submit.kind.clone(),
+            known: registry.names(),
+        })?;
+    let args = if submit.args.is_null() {
+        Value::Object(Default::default())
+    } else {
+        submit.args
+    };
+    kind.check(&args, services).map_err(SubmitError::Invalid)?;
+    if let Some(n) = submit.max_attempts {
+        if !(1..=1000).contains(&n) {
+            return Err(SubmitError::Invalid(ArgsError::new(
+                "max_attempts",
+                "must be between 1 and 1000",
+            )));
+        }
+    }
+    if let Some(key) = &submit.idempotency_key {
+        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+            return Err(SubmitError::Invalid(ArgsError::new(
+                "idempotency_key",
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes"),
+            )));
+        }
+    }
+    Ok(NewJob {
+        id: Uuid::now_v7(),
+        tenant_id,
+        kind: kind.name().to_string(),
+        queue: kind.queue().to_string(),
+        args,
+        max_attempts: submit.max_attempts.unwrap_or(kind.max_attempts()),
+        run_at: submit.run_at,
+        idempotency_key: submit.idempotency_key,
+        dispatched: true,
+    })
+}
+
+/// How long a producer waits on Redis before leaving the job to the relay.
+const PUSH_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// After the insert committed: push the id so an idle worker starts it within milliseconds.
+/// When Redis is down, slow or the window is full, clear `dispatched_at` so the relay takes the
+/// row on its next tick. Never fails the submit: the row is already durable.
+pub async fn dispatch_after_commit(lane: &Lane, pool: &PgPool, job: &JobRow) {
+    if job.dispatched_at.is_none() {
+        return; // not due yet, or left to the relay on purpose
+    }
+    let pushed = tokio::time::timeout(PUSH_TIMEOUT, lane.push_if_room(&job.queue, job.id)).await;
+    let ok = match pushed {
+        Ok(Ok(true)) => true,
+        Ok(Ok(false)) => false,
+        Ok(Err(e)) => {
+            tracing::warn!(job_id = %job.id, error = %e, "push to Redis failed; the relay will dispatch the job");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(job_id = %job.id, "push to Redis timed out; the relay will dispatch the job");
+            false
+        }
+    };
+    if !ok {
+        if let Err(e) = keel_models::job::set_dispatched(pool, &[job.id], false).await {
+            // The relay still re-dispatches it after `redispatch_after`.
+            tracing::warn!(job_id = %job.id, error = %e, "could not clear dispatched_at");
+        }
+    }
+}
+
+/// Like [`dispatch_after_commit`] for a row whose `dispatched_at` is still NULL (e.g. a retried
+/// job): push it, and on success stamp `dispatched_at` so the relay does not push it again.
+pub async fn dispatch_after_commit_marking(lane: &Lane, pool: &PgPool, job: &JobRow) {
+    if let Ok(Ok(true)) =
+        tokio::time::timeout(PUSH_TIMEOUT, lane.push_if_room(&job.queue, job.id)).await
+    {
+        if let Err(e) = keel_models::job::set_dispatched(pool, &[job.id], true).await {
+            tracing::debug!(job_id = %job.id, error = %e, "could not stamp dispatched_at");
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Built-in job kinds.
+
+pub mod noop;
+pub mod webhook;

@@ -1,0 +1,340 @@
+//! The Redis fast lane: one Stream per queue with one consumer group (`keel`).
+//!
+//! Redis only ever carries job *ids* whose rows already exist in Postgres, so it is a buffer,
+//! never the store: losing it loses nothing (the relay re-dispatches from the ledger). Streams
+//! give what the worker needs and apalis-redis 1.0 lacked (see README): `XREADGROUP … BLOCK`
+//! hands a new id to an idle worker within a round trip instead of at its next poll, and an
+//! entry is removed with `XACK`+`XDEL` in one pipelined call, O(1) whatever the backlog.
+//! The stream is kept short (a window per queue): producers push only while it holds fewer than
+//! `window` entries; everything else waits in Postgres for the relay.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client, RedisError, Script, Value};
+use uuid::Uuid;
+
+pub const GROUP: &str = "keel";
+
+/// Pushes only while the stream is under its window; returns 1 when pushed, 0 when full.
+const PUSH_IF_ROOM: &str = r#"
+if redis.call('XLEN', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('XADD', KEYS[1], '*', 'id', ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot reach Redis at {url}: {source}. Start it (on a dev machine: `redis-server --daemonize yes \
+     --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no`) or set REDIS_URL"
+)]
+pub struct LaneUnreachable {
+    pub url: String,
+    #[source]
+    pub source: RedisError,
+}
+
+/// A delivered entry: which stream it came from, its entry id (for the ack) and the job id.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub queue: String,
+    pub entry_id: String,
+    pub job_id: Option<Uuid>,
+}
+
+#[derive(Clone)]
+pub struct Lane {
+    client: Client,
+    conn: ConnectionManager,
+    prefix: String,
+    window: usize,
+    url: String,
+    push_script: Script,
+}
+
+impl Lane {
+    /// Connects and checks Redis answers; fails with a message naming the URL otherwise.
+    pub async fn connect(url: &str, prefix: &str, window: usize) -> Result<Self, LaneUnreachable> {
+        let shown = keel_models::db::redact_url(url);
+        let unreachable = |source| LaneUnreachable {
+            url: shown.clone(),
+            source,
+        };
+        let client = Client::open(url).map_err(unreachable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let mut conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| unreachable(RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))))?
+        .map_err(unreachable)?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map_err(unreachable)?;
+        Ok(Self {
+            client,
+            conn,
+            prefix: prefix.to_string(),
+            window: window.max(1),
+            url: shown,
+            push_script: Script::new(PUSH_IF_ROOM),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn stream_key(&self, queue: &str) -> String {
+        format!("{}:q:{}", self.prefix, queue)
+    }
+
+    fn queue_of(&self, key: &str) -> String {
+        key.strip_prefix(&format!("{}:q:", self.prefix))
+            .unwrap_or(key)
+            .to_string()
+    }
+
+    /// A connection of its own for blocking reads (a `BLOCK` would stall every other command
+    /// sharing a multiplexed connection).
+    pub async fn blocking_connection(&self, block: Duration) -> Result<MultiplexedConnection, RedisError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(block + Duration::from_secs(5)));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Post-commit push from a producer: `Ok(false)` when the queue's window is full (the relay
+    /// will dispatch it when there is room).
+    pub async fn push_if_room(&self, queue: &str, id: Uuid) -> Result<bool, RedisError> {
+        let mut conn = self.conn.clone();
+        let pushed: i64 = self
+            .push_script
+            .key(self.stream_key(queue))
+            .arg(self.window)
+            .arg(id.to_string())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(pushed == 1)
+    }
+
+    /// Relay push of ids it already made room for (pipelined, one round trip).
+    pub async fn push_many(&self, queue: &str, ids: &[Uuid]) -> Result<(), RedisError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let key = self.stream_key(queue);
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("XADD")
+                .arg(&key)
+                .arg("*")
+                .arg("id")
+                .arg(id.to_string())
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await
+    }
+
+    /// Entries in the stream (undelivered plus delivered-but-not-acked).
+    pub async fn len(&self, queue: &str) -> Result<usize, RedisError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("XLEN")
+            .arg(self.stream_key(queue))
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// Creates the consumer group (and the stream) if missing. Returns `true` when it had to be
+    /// created, which after the first start means Redis lost its data.
+    pub async fn ensure_group(&self, queue: &str) -> Result<bool, RedisError> {
+        let mut conn = self.conn.clone();
+        let res: Result<(), RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.stream_key(queue))
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match res {
+            Ok(()) => Ok(true),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads up to `count` new entries for `consumer`, blocking up to `block` when none wait.
+    pub async fn read(
+        &self,
+        conn: &mut MultiplexedConnection,
+        queues: &[String],
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, RedisError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS");
+        for q in queues {
+            cmd.arg(self.stream_key(q));
+        }
+        for _ in queues {
+            cmd.arg(">");
+        }
+        let reply: Value = cmd.query_async(conn).await?;
+        Ok(self.parse_read(reply))
+    }
+
+    fn parse_read(&self, reply: Value) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let streams: Vec<(Value, Value)> = match reply {
+            Value::Array(items) => items
+                .into_iter()
+                .filter_map(|s| match s {
+                    Value::Array(mut kv) if kv.len() == 2 => {
+                        let v = kv.pop()?;
+                        let k = kv.pop()?;
+                        Some((k, v))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            Value::Map(pairs) => pairs,
+            _ => return out,
+        };
+        for (key, entries) in streams {
+            let Some(key) = as_string(&key) else { continue };
+            let queue = self.queue_of(&key);
+            let Value::Array(entries) = entries else {
+                continue;
+            };
+            for entry in entries {
+                if let Some((entry_id, job_id)) = parse_entry(entry) {
+                    out.push(Delivery {
+                        queue: queue.clone(),
+                        entry_id,
+                        job_id,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Acknowledges and deletes entries (pipelined), keeping the stream as short as the work
+    /// in flight.
+    pub async fn ack(&self, queue: &str, entry_ids: &[String]) -> Result<(), RedisError> {
+        if entry_ids.is_empty() {
+            return Ok(());
+        }
+        let key = self.stream_key(queue);
+        let mut pipe = redis::pipe();
+        pipe.cmd("XACK").arg(&key).arg(GROUP).arg(entry_ids).ignore();
+        pipe.cmd("XDEL").arg(&key).arg(entry_ids).ignore();
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await
+    }
+
+    /// Garbage-collects entries delivered to consumers that never acked them (a worker killed
+    /// with SIGKILL) once they have been idle for `idle`. Recovery of the *jobs* is the relay's
+    /// business (their leases expire in Postgres); this only keeps the stream bounded.
+    pub async fn reap_pending(&self, queue: &str, consumer: &str, idle: Duration) -> Result<usize, RedisError> {
+        let key = self.stream_key(queue);
+        let mut conn = self.conn.clone();
+        let reply: Value = redis::cmd("XAUTOCLAIM")
+            .arg(&key)
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(idle.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(1000)
+            .arg("JUSTID")
+            .query_async(&mut conn)
+            .await?;
+        let ids: Vec<String> = match reply {
+            Value::Array(mut parts) if parts.len() >= 2 => match parts.swap_remove(1) {
+                Value::Array(ids) => ids.iter().filter_map(as_string).collect(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        self.ack(queue, &ids).await?;
+        Ok(ids.len())
+    }
+
+    /// Deletes every key under this lane's prefix (tests and `keel bench` clean up with it).
+    pub async fn purge(&self) -> Result<(), RedisError> {
+        let mut conn = self.conn.clone();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await?;
+        }
+        Ok(())
+    }
+}
+
+fn as_string(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn parse_entry(entry: Value) -> Option<(String, Option<Uuid>)> {
+    let Value::Array(mut parts) = entry else {
+        return None;
+    };
+    if parts.len() != 2 {
+        return None;
+    }
+    let fields = parts.pop()?;
+    let entry_id = as_string(&parts.pop()?)?;
+    let mut job_id = None;
+    if let Value::Array(fv) = fields {
+        for pair in fv.chunks(2) {
+            if let [k, v] = pair {
+                if as_string(k).as_deref() == Some("id") {
+                    job_id = as_string(v).and_then(|s| Uuid::parse_str(&s).ok());
+                }
+            }
+        }
+    }
+    Some((entry_id, job_id))
+}

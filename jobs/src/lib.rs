@@ -1,0 +1,33 @@
+//! Keel's job kinds and the pieces every kind is built from.
+//!
+//! - [`job`]: the [`Job`] trait (typed args with a stable `NAME`) and the [`JobContext`] a
+//!   handler runs with (cancellation token, progress, services).
+//! - [`error`]: [`JobError`] — every handler says whether a failure is retryable or fatal.
+//! - [`registry`]: explicit registration of kinds; a name registered twice is an error.
+//! - [`backoff`]: exponential backoff with jitter, capped.
+//! - [`lane`]: the Redis fast lane (Streams + a consumer group) that carries job ids.
+//! - [`enqueue`]: turning a submit request into a ledger row, and the post-commit push.
+//! - [`net`]: the outbound HTTP client with its SSRF guard.
+//! - [`kinds`]: the built-in kinds (`noop`, `webhook.deliver`).
+#![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod enqueue;
+pub mod error;
+pub mod job;
+pub mod kinds;
+pub mod lane;
+pub mod net;
+pub mod registry;
+
+pub use error::JobError;
+pub use job::{Job, JobContext, Services};
+pub use registry::Registry;
+
+/// The registry of every built-in kind. Binaries and tests start from this.
+pub fn builtin_registry() -> Registry {
+    Registry::new()
+        .register::<kinds::noop::Noop>()
+        .and_then(|r| r.register::<kinds::webhook::WebhookDeliver>())
+        .expect("built-in kinds have distinct names")
+}

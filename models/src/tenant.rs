@@ -1,0 +1,132 @@
+//! Tenants and their API keys.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::crypto::{self, NewApiKey, SecretBox};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What tenant creation hands back once: the plaintext secrets are never readable again.
+pub struct CreatedTenant {
+    pub tenant: Tenant,
+    pub api_key: NewApiKey,
+    pub api_key_id: Uuid,
+    pub signing_secret: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyInfo {
+    pub id: Uuid,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Creates a tenant with its first API key and a webhook signing secret, in one transaction.
+pub async fn create(
+    conn: &mut PgConnection,
+    name: &str,
+    secrets: &SecretBox,
+) -> sqlx::Result<CreatedTenant> {
+    let id = Uuid::now_v7();
+    let signing_secret = crypto::generate_signing_secret();
+    let sealed = secrets.seal(&signing_secret);
+    let tenant = sqlx::query_as!(
+        Tenant,
+        "INSERT INTO tenants (id, name, signing_secret) VALUES ($1, $2, $3)
+         RETURNING id, name, created_at",
+        id,
+        name,
+        sealed
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let (api_key_id, api_key) = insert_key(conn, id).await?;
+    Ok(CreatedTenant {
+        tenant,
+        api_key,
+        api_key_id,
+        signing_secret,
+    })
+}
+
+async fn insert_key(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<(Uuid, NewApiKey)> {
+    let key = crypto::generate_api_key();
+    let id = Uuid::now_v7();
+    sqlx::query!(
+        "INSERT INTO api_keys (id, tenant_id, prefix, key_hash) VALUES ($1, $2, $3, $4)",
+        id,
+        tenant_id,
+        key.prefix,
+        key.hash
+    )
+    .execute(conn)
+    .await?;
+    Ok((id, key))
+}
+
+/// Issues another key for a tenant (e.g. to rotate: create the new one, then revoke the old).
+pub async fn create_key(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<(Uuid, NewApiKey)> {
+    let mut conn = pool.acquire().await?;
+    insert_key(&mut conn, tenant_id).await
+}
+
+/// The tenant that owns an unrevoked key, if any.
+pub async fn authenticate(pool: &PgPool, key: &str) -> sqlx::Result<Option<Uuid>> {
+    let hash = crypto::hash_api_key(key);
+    sqlx::query_scalar!(
+        "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        hash
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Tenant>> {
+    sqlx::query_as!(
+        Tenant,
+        "SELECT id, name, created_at FROM tenants WHERE id = $1",
+        id
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn list_keys(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Vec<ApiKeyInfo>> {
+    sqlx::query_as!(
+        ApiKeyInfo,
+        "SELECT id, prefix, created_at, revoked_at FROM api_keys
+         WHERE tenant_id = $1 ORDER BY created_at",
+        tenant_id
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Revokes one of the tenant's keys; `false` when the tenant has no such key.
+pub async fn revoke_key(pool: &PgPool, tenant_id: Uuid, key_id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())
+         WHERE id = $1 AND tenant_id = $2",
+        key_id,
+        tenant_id
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The sealed webhook signing secret (open it with the [`SecretBox`]).
+pub async fn sealed_signing_secret(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!("SELECT signing_secret FROM tenants WHERE id = $1", tenant_id)
+        .fetch_optional(pool)
+        .await
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Regenerates .sqlx/ (compile-time metadata of every sqlx::query! in models/) against a scratch
+# database with the migrations applied. Run after changing SQL or migrations; commit .sqlx/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+db=keel_sqlx_prepare
+url="postgres://postgres@127.0.0.1:5432/$db"
+psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+for f in migrations/*.sql; do psql -h 127.0.0.1 -U postgres -d "$db" -q -v ON_ERROR_STOP=1 -f "$f"; done
+rm -rf .sqlx && mkdir .sqlx
+touch models/src/*.rs
+SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$PWD/.sqlx" DATABASE_URL="$url" cargo check -p keel-models --all-targets
+psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE $db"
+echo "wrote $(ls .sqlx | wc -l) query files to .sqlx/"

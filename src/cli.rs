@@ -1,0 +1,153 @@
+//! The command line.
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::Settings;
+use crate::startup::Keel;
+
+#[derive(Parser)]
+#[command(name = "keel", version, about = "Keel: durable background jobs")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// API + worker + scheduler in one process (creates the database and migrates first).
+    Up,
+    /// The HTTP API only.
+    Api,
+    /// A worker (scale by running more).
+    Worker {
+        /// Comma-separated queues to consume (default: every queue).
+        #[arg(long, value_delimiter = ',')]
+        queues: Vec<String>,
+        /// Jobs in flight at most.
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
+    /// The scheduler.
+    Scheduler,
+    /// Create the database if missing and apply migrations.
+    Migrate,
+    /// Tenant administration.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant; prints its id, API key and webhook signing secret (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
+        }
+        tracing::info!("shutdown requested");
+        t.cancel();
+    });
+    token
+}
+
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate => {
+            keel_models::db::create_database_if_missing(&settings.database_url).await?;
+            let pool = keel_models::db::connect(&settings.database_url, 2).await?;
+            keel_models::db::migrate(&pool).await?;
+            println!("migrations applied to {}", keel_models::db::redact_url(&settings.database_url));
+            Ok(())
+        }
+        Command::Tenant {
+            command: TenantCommand::Create { name },
+        } => {
+            let name = name.trim().to_string();
+            if name.is_empty() || name.chars().count() > 200 {
+                anyhow::bail!("--name must be 1 to 200 characters");
+            }
+            let keel = Keel::connect(settings, true).await?;
+            let mut tx = keel.pool.begin().await?;
+            let created = keel_models::tenant::create(&mut tx, &name, &keel.services.secrets).await?;
+            tx.commit().await?;
+            println!("tenant_id:      {}", created.tenant.id);
+            println!("api_key:        {}", created.api_key.secret);
+            println!("signing_secret: {}", created.signing_secret);
+            println!("(the key and secret are shown only once)");
+            Ok(())
+        }
+        Command::Api => {
+            settings.warn_dev_defaults();
+            let keel = Keel::connect(settings, false).await?;
+            let shutdown = shutdown_on_signals();
+            keel.api().await?.run_until_stopped(shutdown).await?;
+            Ok(())
+        }
+        Command::Worker { queues, concurrency } => {
+            settings.warn_dev_defaults();
+            let keel = Keel::connect(settings, false).await?;
+            let mut config = keel.settings.worker_config();
+            if !queues.is_empty() {
+                config.queues = queues;
+            }
+            if let Some(c) = concurrency {
+                anyhow::ensure!((1..=10_000).contains(&c), "--concurrency must be 1 to 10000");
+                config.concurrency = c;
+            }
+            let shutdown = shutdown_on_signals();
+            keel.worker(config).run_until_stopped(shutdown).await;
+            Ok(())
+        }
+        Command::Scheduler => {
+            settings.warn_dev_defaults();
+            let keel = Keel::connect(settings, false).await?;
+            let shutdown = shutdown_on_signals();
+            keel_scheduler::Scheduler::new(keel.pool.clone(), keel.lane.clone())
+                .run_until_stopped(shutdown)
+                .await;
+            Ok(())
+        }
+        Command::Up => {
+            settings.warn_dev_defaults();
+            let keel = Keel::connect(settings, true).await?;
+            let shutdown = shutdown_on_signals();
+            let api = keel.api().await?;
+            let addr = api.local_addr();
+            let worker = keel.worker(keel.settings.worker_config());
+            let scheduler = keel_scheduler::Scheduler::new(keel.pool.clone(), keel.lane.clone());
+            tracing::info!(%addr, "keel is up: API, worker and scheduler in one process");
+            let (a, _, _) = tokio::join!(
+                api.run_until_stopped(shutdown.clone()),
+                worker.run_until_stopped(shutdown.clone()),
+                scheduler.run_until_stopped(shutdown.clone()),
+            );
+            a?;
+            Ok(())
+        }
+    }
+}

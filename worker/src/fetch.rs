@@ -1,0 +1,234 @@
+//! The worker: fetch loop, per-delivery tasks, graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_jobs::lane::{Delivery, Lane};
+use keel_jobs::{Registry, Services};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::WorkerConfig;
+use crate::relay::Relay;
+use crate::runner::{Outcome, Runner};
+use crate::supervisor::Supervisor;
+
+pub struct Worker {
+    runner: Arc<Runner>,
+    lane: Lane,
+    relay: Arc<Relay>,
+    queues: Vec<String>,
+    config: WorkerConfig,
+    /// Fires when shutdown stops waiting for in-flight jobs.
+    hard_stop: CancellationToken,
+}
+
+impl Worker {
+    pub fn new(
+        config: WorkerConfig,
+        registry: Arc<Registry>,
+        services: Arc<Services>,
+        lane: Lane,
+    ) -> Self {
+        let queues: Vec<String> = if config.queues.is_empty() {
+            registry.queues().into_iter().map(String::from).collect()
+        } else {
+            config.queues.clone()
+        };
+        let supervisor = Supervisor::new(services.pool.clone(), config.lease);
+        let relay = Relay::new(
+            services.pool.clone(),
+            lane.clone(),
+            queues.clone(),
+            config.redispatch_after,
+            config.reap_idle,
+            config.consumer.clone(),
+        );
+        Self {
+            runner: Arc::new(Runner {
+                registry,
+                services,
+                supervisor,
+                config: config.clone(),
+            }),
+            lane,
+            relay,
+            queues,
+            config,
+            hard_stop: CancellationToken::new(),
+        }
+    }
+
+    pub fn relay(&self) -> &Arc<Relay> {
+        &self.relay
+    }
+
+    pub fn queues(&self) -> &[String] {
+        &self.queues
+    }
+
+    /// Runs one delivery to completion and acks it (shared by the loop and `process_next`).
+    async fn handle(runner: &Runner, lane: &Lane, d: Delivery, hard_stop: &CancellationToken) -> Outcome {
+        let outcome = match d.job_id {
+            Some(id) => {
+                let span = tracing::info_span!("job", job_id = %id, queue = %d.queue);
+                runner.execute(id, hard_stop).instrument(span).await
+            }
+            None => {
+                tracing::warn!(entry = %d.entry_id, "stream entry without a job id; dropping it");
+                Outcome::Skipped
+            }
+        };
+        if let Err(e) = lane.ack(&d.queue, std::slice::from_ref(&d.entry_id)).await {
+            // Harmless: the entry is reaped later and the ledger already decided.
+            tracing::debug!(error = %e, "ack failed");
+        }
+        outcome
+    }
+
+    /// Test driver: waits up to `wait` for one delivery and runs it. `None` if nothing came.
+    pub async fn process_next(&self, wait: Duration) -> Result<Option<Outcome>, redis::RedisError> {
+        self.relay.ensure_groups().await?;
+        let mut conn = self.lane.blocking_connection(wait).await?;
+        let mut got = self
+            .lane
+            .read(&mut conn, &self.queues, &self.config.consumer, 1, wait)
+            .await?;
+        match got.pop() {
+            None => Ok(None),
+            Some(d) => Ok(Some(
+                Self::handle(&self.runner, &self.lane, d, &self.hard_stop).await,
+            )),
+        }
+    }
+
+    /// Runs until `shutdown` fires: stops fetching, lets in-flight jobs finish for up to
+    /// `shutdown_timeout`, then tells the rest to stop and hands them back to the queue.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) {
+        let background = CancellationToken::new();
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(
+            self.runner
+                .supervisor
+                .clone()
+                .run(self.config.heartbeat, background.clone()),
+        ));
+        if self.config.relay {
+            tasks.push(tokio::spawn(
+                self.relay
+                    .clone()
+                    .run(self.config.relay_interval, background.clone()),
+            ));
+        }
+        tracing::info!(queues = ?self.queues, concurrency = self.config.concurrency, consumer = %self.config.consumer, "worker started");
+
+        let tracker = TaskTracker::new();
+        self.fetch_loop(&shutdown, &tracker).await;
+
+        tracker.close();
+        let in_flight = self.runner.supervisor.in_flight();
+        if in_flight > 0 {
+            tracing::info!(in_flight, timeout = ?self.config.shutdown_timeout, "draining in-flight jobs");
+        }
+        if tokio::time::timeout(self.config.shutdown_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = self.runner.supervisor.in_flight(),
+                "shutdown timeout: stopping the remaining jobs and handing them back"
+            );
+            self.hard_stop.cancel();
+            tracker.wait().await;
+        }
+        background.cancel();
+        for t in tasks {
+            let _ = t.await;
+        }
+        tracing::info!("worker stopped");
+    }
+
+    async fn fetch_loop(&self, shutdown: &CancellationToken, tracker: &TaskTracker) {
+        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut conn = None;
+        let mut failures: u32 = 0;
+        if let Err(e) = self.relay.ensure_groups().await {
+            tracing::warn!(error = %e, "cannot create consumer groups yet");
+        }
+        loop {
+            // Wait for a free slot, then take every free slot: read no more than we can run.
+            let first = tokio::select! {
+                p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
+                _ = shutdown.cancelled() => return,
+            };
+            let mut permits = vec![first];
+            while let Ok(p) = slots.clone().try_acquire_owned() {
+                permits.push(p);
+                if permits.len() >= 256 {
+                    break;
+                }
+            }
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if conn.is_none() {
+                match self.lane.blocking_connection(self.config.block).await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        failures += 1;
+                        self.backoff(failures, &e, shutdown).await;
+                        continue;
+                    }
+                }
+            }
+            let c = conn.as_mut().expect("set above");
+            // Not raced against shutdown: a read cut short could lose entries Redis already
+            // handed us; BLOCK is short, so shutdown waits at most `block`.
+            let read = self
+                .lane
+                .read(c, &self.queues, &self.config.consumer, permits.len(), self.config.block)
+                .await;
+            match read {
+                Ok(deliveries) => {
+                    failures = 0;
+                    for (d, permit) in deliveries.into_iter().zip(permits.drain(..)) {
+                        let runner = self.runner.clone();
+                        let lane = self.lane.clone();
+                        let hard_stop = self.hard_stop.clone();
+                        tracker.spawn(async move {
+                            let _permit = permit;
+                            Self::handle(&runner, &lane, d, &hard_stop).await;
+                        });
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    if e.code() == Some("NOGROUP") {
+                        // Redis lost the stream (flush/restart): recreate and re-dispatch.
+                        if let Err(e) = self.relay.ensure_groups().await {
+                            tracing::warn!(error = %e, "re-creating consumer groups failed");
+                        }
+                        self.relay.wake();
+                    } else {
+                        conn = None;
+                    }
+                    self.backoff(failures, &e, shutdown).await;
+                }
+            }
+        }
+    }
+
+    /// A Redis error never ends the worker: log, wait (growing, capped), try again.
+    async fn backoff(&self, failures: u32, e: &redis::RedisError, shutdown: &CancellationToken) {
+        if failures == 1 || failures % 30 == 0 {
+            tracing::warn!(error = %e, failures, url = %self.lane.url(), "Redis read failed; retrying");
+        }
+        let delay = Duration::from_millis(50 * 2u64.pow(failures.min(6))).min(Duration::from_secs(3));
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+}

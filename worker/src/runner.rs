@@ -1,0 +1,216 @@
+//! One delivery, start to finish: guarded start → handler → guarded finish. The caller acks the
+//! Redis entry afterwards whatever happened, because the ledger (not Redis) decides what runs
+//! next: a job that must run again is re-dispatched by the relay.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use keel_jobs::{JobContext, JobError, Registry, Services};
+use keel_models::job::{self, JobStatus};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::WorkerConfig;
+use crate::supervisor::{self, Supervisor};
+
+/// What one delivery led to (tests assert on it; the worker logs it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded(Value),
+    /// Retryable error; the next attempt is due after the delay (ms).
+    WillRetry { delay_ms: u64, error: String },
+    Dead { error: String },
+    Cancelled,
+    /// Not started: another worker has it, it is not due, or it already finished.
+    Skipped,
+    /// This attempt lost the job to another worker, or finished after someone else did; the
+    /// ledger kept the other result.
+    Superseded,
+    /// Shutdown ran out of time; the job went back to `queued`, uncounted.
+    HandedBack,
+    /// Postgres failed; the row is unchanged and the relay will dispatch it again.
+    LedgerError(String),
+}
+
+pub struct Runner {
+    pub registry: Arc<Registry>,
+    pub services: Arc<Services>,
+    pub supervisor: Arc<Supervisor>,
+    pub config: WorkerConfig,
+}
+
+impl Runner {
+    /// Runs job `id`. `hard_stop` fires when shutdown gives up waiting: the handler is told,
+    /// then the job is handed back.
+    pub async fn execute(&self, id: Uuid, hard_stop: &CancellationToken) -> Outcome {
+        let pool = &self.services.pool;
+        let started = match job::start(pool, id, self.config.lease).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Outcome::Skipped,
+            Err(e) => {
+                tracing::warn!(job_id = %id, error = %e, "start failed");
+                return Outcome::LedgerError(e.to_string());
+            }
+        };
+        match started.status {
+            JobStatus::Running => {}
+            JobStatus::Cancelled => return Outcome::Cancelled,
+            _ => {
+                tracing::warn!(job_id = %id, attempts = started.attempt, "attempts exhausted by lost workers; job is dead");
+                return Outcome::Dead {
+                    error: "attempts exhausted".into(),
+                };
+            }
+        }
+        let Some(kind) = self.registry.get(&started.kind).cloned() else {
+            let err = JobError::fatal(format!(
+                "no handler for kind {:?} in this worker",
+                started.kind
+            ));
+            return self.finish(&started, Err(err), false, Instant::now()).await;
+        };
+
+        let tracked = self.supervisor.track(id, started.attempt, hard_stop);
+        let ctx = JobContext {
+            job_id: id,
+            tenant_id: started.tenant_id,
+            attempt: started.attempt,
+            max_attempts: started.max_attempts,
+            cancel: tracked.token.clone(),
+            services: self.services.clone(),
+        };
+        let t0 = Instant::now();
+        // Spawned so a panicking handler becomes an error instead of taking the worker down.
+        let mut handle = tokio::spawn(kind.run(started.args.clone(), ctx));
+        let joined = tokio::select! {
+            r = &mut handle => r,
+            _ = hard_stop.cancelled() => {
+                // Give the handler a moment to stop cooperatively, then take the job back.
+                let grace = std::time::Duration::from_millis(500);
+                let r = tokio::time::timeout(grace, &mut handle).await;
+                match r {
+                    Ok(r) if !matches!(r, Ok(Err(JobError::Cancelled))) => r,
+                    _ => {
+                        handle.abort();
+                        drop(tracked);
+                        return match job::hand_back(pool, id, started.attempt).await {
+                            Ok(_) => Outcome::HandedBack,
+                            Err(e) => Outcome::LedgerError(e.to_string()),
+                        };
+                    }
+                }
+            }
+        };
+        let state = tracked.state.load(Ordering::SeqCst);
+        drop(tracked);
+        let result = match joined {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => Err(JobError::retryable(format!(
+                "handler panicked: {}",
+                panic_message(e.into_panic())
+            ))),
+            Err(e) => Err(JobError::retryable(format!("handler task failed: {e}"))),
+        };
+        if state == supervisor::LOST && result.is_err() {
+            return Outcome::Superseded;
+        }
+        self.finish(&started, result, state == supervisor::CANCEL_REQUESTED, t0)
+            .await
+    }
+
+    async fn finish(
+        &self,
+        started: &job::Started,
+        result: Result<Value, JobError>,
+        cancel_requested: bool,
+        t0: Instant,
+    ) -> Outcome {
+        let pool = &self.services.pool;
+        let id = started.id;
+        let attempt = started.attempt;
+        let elapsed = t0.elapsed().as_secs_f64();
+        let mut conn = match pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => return Outcome::LedgerError(e.to_string()),
+        };
+        let (applied, outcome, label) = match result {
+            Ok(value) => {
+                let r = job::succeed(&mut conn, id, &value).await;
+                (r, Outcome::Succeeded(value), "succeeded")
+            }
+            Err(_) if cancel_requested => {
+                let r = job::mark_cancelled(&mut conn, id, attempt).await;
+                (r, Outcome::Cancelled, "cancelled")
+            }
+            Err(JobError::Cancelled) => {
+                // Cancelled without a request (shutdown): give it back rather than lose it.
+                drop(conn);
+                return match job::hand_back(pool, id, attempt).await {
+                    Ok(_) => Outcome::HandedBack,
+                    Err(e) => Outcome::LedgerError(e.to_string()),
+                };
+            }
+            Err(err @ JobError::Retryable { .. }) if attempt < started.max_attempts => {
+                let JobError::Retryable { retry_after, .. } = &err else {
+                    unreachable!()
+                };
+                let delay = self.config.backoff.next(attempt, *retry_after);
+                let r = job::fail_retryable(&mut conn, id, attempt, delay, &err.to_json(attempt))
+                    .await;
+                (
+                    r,
+                    Outcome::WillRetry {
+                        delay_ms: delay.as_millis() as u64,
+                        error: err.to_string(),
+                    },
+                    "retry",
+                )
+            }
+            Err(err) => {
+                let mut json = err.to_json(attempt);
+                if matches!(err, JobError::Retryable { .. }) {
+                    json["message"] = Value::String(format!(
+                        "{err} (attempt {attempt} of {}; giving up)",
+                        started.max_attempts
+                    ));
+                }
+                let r = job::fail_dead(&mut conn, id, attempt, &json).await;
+                (
+                    r,
+                    Outcome::Dead {
+                        error: err.to_string(),
+                    },
+                    "dead",
+                )
+            }
+        };
+        metrics::histogram!("keel_job_duration_seconds", "kind" => started.kind.clone(), "outcome" => label)
+            .record(elapsed);
+        match applied {
+            Ok(true) => {
+                tracing::debug!(job_id = %id, attempt, outcome = label, "job finished");
+                outcome
+            }
+            Ok(false) => {
+                tracing::info!(job_id = %id, attempt, "another attempt finished this job first; result discarded");
+                Outcome::Superseded
+            }
+            Err(e) => {
+                tracing::warn!(job_id = %id, error = %e, "recording the outcome failed; the job will run again after its lease");
+                Outcome::LedgerError(e.to_string())
+            }
+        }
+    }
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic".into()
+    }
+}
