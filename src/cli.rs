@@ -81,7 +81,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             keel_models::db::create_database_if_missing(&settings.database_url).await?;
             let pool = keel_models::db::connect(&settings.database_url, 2).await?;
             keel_models::db::migrate(&pool).await?;
-            println!("migrations applied to {}", keel_models::db::redact_url(&settings.database_url));
+            println!(
+                "migrations applied to {}",
+                keel_models::db::redact_url(&settings.database_url)
+            );
             Ok(())
         }
         Command::Tenant {
@@ -93,7 +96,8 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             }
             let keel = Keel::connect(settings, true).await?;
             let mut tx = keel.pool.begin().await?;
-            let created = keel_models::tenant::create(&mut tx, &name, &keel.services.secrets).await?;
+            let created =
+                keel_models::tenant::create(&mut tx, &name, &keel.services.secrets).await?;
             tx.commit().await?;
             println!("tenant_id:      {}", created.tenant.id);
             println!("api_key:        {}", created.api_key.secret);
@@ -108,7 +112,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             keel.api().await?.run_until_stopped(shutdown).await?;
             Ok(())
         }
-        Command::Worker { queues, concurrency } => {
+        Command::Worker {
+            queues,
+            concurrency,
+        } => {
             settings.warn_dev_defaults();
             let keel = Keel::connect(settings, false).await?;
             let mut config = keel.settings.worker_config();
@@ -116,7 +123,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 config.queues = queues;
             }
             if let Some(c) = concurrency {
-                anyhow::ensure!((1..=10_000).contains(&c), "--concurrency must be 1 to 10000");
+                anyhow::ensure!(
+                    (1..=10_000).contains(&c),
+                    "--concurrency must be 1 to 10000"
+                );
                 config.concurrency = c;
             }
             let shutdown = shutdown_on_signals();

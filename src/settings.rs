@@ -83,7 +83,9 @@ impl Settings {
         let mut builder = config::Config::builder();
         match std::env::var("KEEL_CONFIG") {
             Ok(path) => builder = builder.add_source(config::File::with_name(&path).required(true)),
-            Err(_) => builder = builder.add_source(config::File::with_name("keel.toml").required(false)),
+            Err(_) => {
+                builder = builder.add_source(config::File::with_name("keel.toml").required(false))
+            }
         }
         builder = builder
             .add_source(
@@ -109,7 +111,10 @@ impl Settings {
     /// Checks values and, in production, refuses development secrets; names the variable.
     pub fn validate(&self) -> anyhow::Result<()> {
         if !matches!(self.env.as_str(), "development" | "production") {
-            anyhow::bail!("KEEL_ENV must be `development` or `production`, not {:?}", self.env);
+            anyhow::bail!(
+                "KEEL_ENV must be `development` or `production`, not {:?}",
+                self.env
+            );
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             anyhow::bail!("KEEL_LOG_FORMAT must be `text` or `json`");
@@ -220,11 +225,19 @@ mod tests {
             worker_concurrency: 0,
             ..Settings::default()
         };
-        assert!(s.validate().unwrap_err().to_string().contains("KEEL_WORKER_CONCURRENCY"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("KEEL_WORKER_CONCURRENCY"));
         let s = Settings {
             encryption_key: Some(SecretString::from("short")),
             ..Settings::default()
         };
-        assert!(s.validate().unwrap_err().to_string().contains("KEEL_ENCRYPTION_KEY"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("KEEL_ENCRYPTION_KEY"));
     }
 }

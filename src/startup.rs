@@ -43,7 +43,12 @@ impl Keel {
         if prepare_database {
             keel_models::db::migrate(&pool).await?;
         }
-        let lane = Lane::connect(&settings.redis_url, &settings.redis_prefix, settings.redis_window).await?;
+        let lane = Lane::connect(
+            &settings.redis_url,
+            &settings.redis_prefix,
+            settings.redis_window,
+        )
+        .await?;
         let secrets = SecretBox::from_config(settings.encryption_key_spec())?;
         let services = Arc::new(Services::new(
             pool.clone(),
@@ -76,6 +81,11 @@ impl Keel {
     pub fn worker(&self, config: WorkerConfig) -> Worker {
         // Installs the recorder so job histograms are kept even in worker-only processes.
         let _ = keel_api::metrics::handle();
-        Worker::new(config, self.registry.clone(), self.services.clone(), self.lane.clone())
+        Worker::new(
+            config,
+            self.registry.clone(),
+            self.services.clone(),
+            self.lane.clone(),
+        )
     }
 }

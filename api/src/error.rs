@@ -58,7 +58,9 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, Value::Null),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
-            ApiError::Conflict { code, details, .. } => (StatusCode::CONFLICT, code, details.clone()),
+            ApiError::Conflict { code, details, .. } => {
+                (StatusCode::CONFLICT, code, details.clone())
+            }
             ApiError::PayloadTooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -72,9 +74,11 @@ impl ApiError {
             ApiError::Unprocessable { code, details, .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, code, details.clone())
             }
-            ApiError::Unavailable { details, .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", details.clone())
-            }
+            ApiError::Unavailable { details, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                details.clone(),
+            ),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Value::Null),
         }
     }

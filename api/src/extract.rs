@@ -28,7 +28,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|ct| {
-                let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                let mime = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
                 mime == "application/json" || mime.ends_with("+json")
             })
             .unwrap_or(false);
@@ -57,7 +62,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .map_err(|e| {
                 let path = e.path().to_string();
                 let reason = e.into_inner().to_string();
-                let path = if path == "." { "body".to_string() } else { path };
+                let path = if path == "." {
+                    "body".to_string()
+                } else {
+                    path
+                };
                 ApiError::Unprocessable {
                     code: "invalid_request",
                     message: format!("{path}: {reason}"),

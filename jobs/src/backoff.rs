@@ -82,7 +82,10 @@ mod tests {
     #[test]
     fn retry_after_wins_but_is_capped() {
         let b = Backoff::default();
-        assert_eq!(b.next(3, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(
+            b.next(3, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
         assert_eq!(
             b.next(3, Some(Duration::from_secs(10_000_000))),
             Duration::from_secs(3600)

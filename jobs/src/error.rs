@@ -50,7 +50,9 @@ impl JobError {
             JobError::Fatal { message } => {
                 json!({"kind": "fatal", "message": message, "attempt": attempt})
             }
-            JobError::Cancelled => json!({"kind": "cancelled", "message": "cancelled", "attempt": attempt}),
+            JobError::Cancelled => {
+                json!({"kind": "cancelled", "message": "cancelled", "attempt": attempt})
+            }
         }
     }
 }

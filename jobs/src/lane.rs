@@ -73,7 +73,11 @@ impl Lane {
             ConnectionManager::new_with_config(client.clone(), config),
         )
         .await
-        .map_err(|_| unreachable(RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))))?
+        .map_err(|_| {
+            unreachable(RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            )))
+        })?
         .map_err(unreachable)?;
         redis::cmd("PING")
             .query_async::<String>(&mut conn)
@@ -113,7 +117,10 @@ impl Lane {
 
     /// A connection of its own for blocking reads (a `BLOCK` would stall every other command
     /// sharing a multiplexed connection).
-    pub async fn blocking_connection(&self, block: Duration) -> Result<MultiplexedConnection, RedisError> {
+    pub async fn blocking_connection(
+        &self,
+        block: Duration,
+    ) -> Result<MultiplexedConnection, RedisError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(block + Duration::from_secs(5)));
@@ -261,7 +268,11 @@ impl Lane {
         }
         let key = self.stream_key(queue);
         let mut pipe = redis::pipe();
-        pipe.cmd("XACK").arg(&key).arg(GROUP).arg(entry_ids).ignore();
+        pipe.cmd("XACK")
+            .arg(&key)
+            .arg(GROUP)
+            .arg(entry_ids)
+            .ignore();
         pipe.cmd("XDEL").arg(&key).arg(entry_ids).ignore();
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await
@@ -270,7 +281,12 @@ impl Lane {
     /// Garbage-collects entries delivered to consumers that never acked them (a worker killed
     /// with SIGKILL) once they have been idle for `idle`. Recovery of the *jobs* is the relay's
     /// business (their leases expire in Postgres); this only keeps the stream bounded.
-    pub async fn reap_pending(&self, queue: &str, consumer: &str, idle: Duration) -> Result<usize, RedisError> {
+    pub async fn reap_pending(
+        &self,
+        queue: &str,
+        consumer: &str,
+        idle: Duration,
+    ) -> Result<usize, RedisError> {
         let key = self.stream_key(queue);
         let mut conn = self.conn.clone();
         let reply: Value = redis::cmd("XAUTOCLAIM")
@@ -303,7 +319,10 @@ impl Lane {
             .query_async(&mut conn)
             .await?;
         if !keys.is_empty() {
-            redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await?;
+            redis::cmd("DEL")
+                .arg(keys)
+                .query_async::<()>(&mut conn)
+                .await?;
         }
         Ok(())
     }

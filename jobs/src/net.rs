@@ -70,7 +70,10 @@ pub fn is_internal(ip: IpAddr) -> bool {
 pub fn check_url(raw: &str, policy: &NetPolicy) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|e| format!("not a valid URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("scheme {:?} is not allowed; use https (or http)", url.scheme()));
+        return Err(format!(
+            "scheme {:?} is not allowed; use https (or http)",
+            url.scheme()
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("URLs with credentials are not allowed".into());
@@ -108,9 +111,8 @@ impl Resolve for GuardedResolver {
         let allow_private = self.policy.allow_private;
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if !allow_private {
                 if let Some(bad) = addrs.iter().find(|a| is_internal(a.ip())) {
                     return Err(Box::new(BlockedAddress(format!("{host} ({})", bad.ip())))
@@ -197,11 +199,7 @@ mod tests {
     #[tokio::test]
     async fn the_client_refuses_names_resolving_to_internal_addresses() {
         let client = guarded_client(&NetPolicy::default());
-        let err = client
-            .get("http://localhost.:9/")
-            .send()
-            .await
-            .unwrap_err();
+        let err = client.get("http://localhost.:9/").send().await.unwrap_err();
         assert!(blocked_cause(&err).is_some(), "{err:?}");
     }
 }

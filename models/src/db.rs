@@ -129,7 +129,9 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
 
 /// `SELECT 1`, for readiness checks.
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query_scalar!("SELECT 1 AS one").fetch_one(pool).await?;
+    sqlx::query_scalar!("SELECT 1 AS one")
+        .fetch_one(pool)
+        .await?;
     Ok(())
 }
 

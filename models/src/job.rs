@@ -573,7 +573,9 @@ pub async fn next_due(pool: &PgPool, queue: &str) -> sqlx::Result<Option<DateTim
 }
 
 /// Counts by (kind, status), for `/metrics`.
-pub async fn counts_by_kind_and_status(pool: &PgPool) -> sqlx::Result<Vec<(String, JobStatus, i64)>> {
+pub async fn counts_by_kind_and_status(
+    pool: &PgPool,
+) -> sqlx::Result<Vec<(String, JobStatus, i64)>> {
     let rows = sqlx::query!(
         r#"SELECT kind, status AS "status: JobStatus", count(*) AS "n!"
            FROM jobs GROUP BY kind, status ORDER BY kind, status"#

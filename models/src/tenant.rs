@@ -126,7 +126,10 @@ pub async fn revoke_key(pool: &PgPool, tenant_id: Uuid, key_id: Uuid) -> sqlx::R
 
 /// The sealed webhook signing secret (open it with the [`SecretBox`]).
 pub async fn sealed_signing_secret(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar!("SELECT signing_secret FROM tenants WHERE id = $1", tenant_id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_scalar!(
+        "SELECT signing_secret FROM tenants WHERE id = $1",
+        tenant_id
+    )
+    .fetch_optional(pool)
+    .await
 }

@@ -70,7 +70,12 @@ impl Worker {
     }
 
     /// Runs one delivery to completion and acks it (shared by the loop and `process_next`).
-    async fn handle(runner: &Runner, lane: &Lane, d: Delivery, hard_stop: &CancellationToken) -> Outcome {
+    async fn handle(
+        runner: &Runner,
+        lane: &Lane,
+        d: Delivery,
+        hard_stop: &CancellationToken,
+    ) -> Outcome {
         let outcome = match d.job_id {
             Some(id) => {
                 let span = tracing::info_span!("job", job_id = %id, queue = %d.queue);
@@ -188,7 +193,13 @@ impl Worker {
             // handed us; BLOCK is short, so shutdown waits at most `block`.
             let read = self
                 .lane
-                .read(c, &self.queues, &self.config.consumer, permits.len(), self.config.block)
+                .read(
+                    c,
+                    &self.queues,
+                    &self.config.consumer,
+                    permits.len(),
+                    self.config.block,
+                )
                 .await;
             match read {
                 Ok(deliveries) => {
@@ -225,7 +236,8 @@ impl Worker {
         if failures == 1 || failures % 30 == 0 {
             tracing::warn!(error = %e, failures, url = %self.lane.url(), "Redis read failed; retrying");
         }
-        let delay = Duration::from_millis(50 * 2u64.pow(failures.min(6))).min(Duration::from_secs(3));
+        let delay =
+            Duration::from_millis(50 * 2u64.pow(failures.min(6))).min(Duration::from_secs(3));
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => {}

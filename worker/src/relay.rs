@@ -70,7 +70,11 @@ impl Relay {
             let created = self.lane.ensure_group(queue).await?;
             if created && seen {
                 match keel_models::job::forget_dispatches(&self.pool, queue).await {
-                    Ok(n) => tracing::warn!(queue, rows = n, "Redis lost the queue; re-dispatching from the ledger"),
+                    Ok(n) => tracing::warn!(
+                        queue,
+                        rows = n,
+                        "Redis lost the queue; re-dispatching from the ledger"
+                    ),
                     Err(e) => tracing::warn!(queue, error = %e, "could not reset dispatches"),
                 }
             }

@@ -20,8 +20,13 @@ use crate::supervisor::{self, Supervisor};
 pub enum Outcome {
     Succeeded(Value),
     /// Retryable error; the next attempt is due after the delay (ms).
-    WillRetry { delay_ms: u64, error: String },
-    Dead { error: String },
+    WillRetry {
+        delay_ms: u64,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
     Cancelled,
     /// Not started: another worker has it, it is not due, or it already finished.
     Skipped,
@@ -157,8 +162,8 @@ impl Runner {
                     unreachable!()
                 };
                 let delay = self.config.backoff.next(attempt, *retry_after);
-                let r = job::fail_retryable(&mut conn, id, attempt, delay, &err.to_json(attempt))
-                    .await;
+                let r =
+                    job::fail_retryable(&mut conn, id, attempt, delay, &err.to_json(attempt)).await;
                 (
                     r,
                     Outcome::WillRetry {

@@ -49,12 +49,23 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Val
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let mut out = state.metrics.render();
     let counts = keel_models::job::counts_by_kind_and_status(&state.pool).await?;
-    out.push_str("# HELP keel_jobs Jobs in the ledger by kind and status.\n# TYPE keel_jobs gauge\n");
+    out.push_str(
+        "# HELP keel_jobs Jobs in the ledger by kind and status.\n# TYPE keel_jobs gauge\n",
+    );
     for (kind, status, n) in counts {
-        let _ = writeln!(out, "keel_jobs{{kind=\"{kind}\",status=\"{}\"}} {n}", status.as_str());
+        let _ = writeln!(
+            out,
+            "keel_jobs{{kind=\"{kind}\",status=\"{}\"}} {n}",
+            status.as_str()
+        );
     }
     out.push_str("# HELP keel_queue_backlog Due jobs waiting to start, per queue (Postgres).\n# TYPE keel_queue_backlog gauge\n");
-    let mut queues: Vec<String> = state.registry.queues().into_iter().map(String::from).collect();
+    let mut queues: Vec<String> = state
+        .registry
+        .queues()
+        .into_iter()
+        .map(String::from)
+        .collect();
     for (queue, n) in keel_models::job::backlog_by_queue(&state.pool).await? {
         let _ = writeln!(out, "keel_queue_backlog{{queue=\"{queue}\"}} {n}");
         if !queues.contains(&queue) {
@@ -63,7 +74,9 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     }
     out.push_str("# HELP keel_queue_redis_entries Entries in the queue's Redis stream (the bounded window).\n# TYPE keel_queue_redis_entries gauge\n");
     for queue in queues {
-        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), state.lane.len(&queue)).await {
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(500), state.lane.len(&queue)).await
+        {
             let _ = writeln!(out, "keel_queue_redis_entries{{queue=\"{queue}\"}} {n}");
         }
     }

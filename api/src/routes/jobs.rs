@@ -48,7 +48,10 @@ pub async fn submit(
         |e| match e {
             SubmitError::UnknownKind { kind, known } => ApiError::Unprocessable {
                 code: "unknown_kind",
-                message: format!("unknown job kind {kind:?}; known kinds: {}", known.join(", ")),
+                message: format!(
+                    "unknown job kind {kind:?}; known kinds: {}",
+                    known.join(", ")
+                ),
                 details: json!({ "path": "kind", "known_kinds": known }),
             },
             SubmitError::Invalid(a) => ApiError::invalid(&a.path, a.message),
@@ -67,7 +70,9 @@ pub async fn submit(
             if job.kind != new.kind || job.args != new.args {
                 return Err(ApiError::Conflict {
                     code: "idempotency_key_reused",
-                    message: "this idempotency key was used for a different job (kind or args differ)".into(),
+                    message:
+                        "this idempotency key was used for a different job (kind or args differ)"
+                            .into(),
                     details: json!({ "existing_job_id": job.id }),
                 });
             }
@@ -126,7 +131,9 @@ pub async fn list(
     };
     let kind = q.get("kind").map(String::as_str);
     let jobs = ledger::list_for_tenant(&state.pool, tenant, status, kind, cursor, limit).await?;
-    let next_cursor = (jobs.len() as i64 == limit).then(|| jobs.last().map(|j| j.id)).flatten();
+    let next_cursor = (jobs.len() as i64 == limit)
+        .then(|| jobs.last().map(|j| j.id))
+        .flatten();
     Ok(Json(json!({
         "jobs": jobs.iter().map(view).collect::<Vec<_>>(),
         "next_cursor": next_cursor,

@@ -16,7 +16,10 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(health::metrics))
         .route("/api/tenants", post(tenants::create))
         .route("/api/tenant", get(tenants::me))
-        .route("/api/keys", get(tenants::list_keys).post(tenants::create_key))
+        .route(
+            "/api/keys",
+            get(tenants::list_keys).post(tenants::create_key),
+        )
         .route("/api/keys/{id}", delete(tenants::revoke_key))
         .route("/api/jobs", post(jobs::submit).get(jobs::list))
         .route("/api/jobs/{id}", get(jobs::get))
@@ -26,7 +29,10 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Parses a path id; a malformed one is a 400 that says so.
-pub(crate) fn parse_id(raw: &str, what: &'static str) -> Result<uuid::Uuid, crate::error::ApiError> {
+pub(crate) fn parse_id(
+    raw: &str,
+    what: &'static str,
+) -> Result<uuid::Uuid, crate::error::ApiError> {
     uuid::Uuid::parse_str(raw).map_err(|_| crate::error::ApiError::BadRequest {
         code: "invalid_id",
         message: format!("{what} id {raw:?} is not a UUID"),

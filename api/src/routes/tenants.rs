@@ -46,14 +46,20 @@ pub async fn create(
 }
 
 /// `GET /api/tenant`: the caller's tenant.
-pub async fn me(TenantId(tenant): TenantId, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn me(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
     let t = keel_models::tenant::get(&state.pool, tenant)
         .await?
         .ok_or(ApiError::NotFound("tenant"))?;
     Ok(Json(json!(t)))
 }
 
-pub async fn list_keys(TenantId(tenant): TenantId, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list_keys(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
     let keys = keel_models::tenant::list_keys(&state.pool, tenant).await?;
     Ok(Json(json!({ "keys": keys })))
 }

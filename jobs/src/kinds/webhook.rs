@@ -39,7 +39,10 @@ pub fn signature_header(secret: &str, timestamp: i64, body: &[u8]) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.
@@ -62,7 +65,9 @@ impl Job for WebhookDeliver {
         if self.event.is_empty() || self.event.len() > 200 {
             return Err(ArgsError::new("args.event", "must be 1 to 200 characters"));
         }
-        let size = serde_json::to_vec(&self.payload).map(|v| v.len()).unwrap_or(0);
+        let size = serde_json::to_vec(&self.payload)
+            .map(|v| v.len())
+            .unwrap_or(0);
         if size > MAX_PAYLOAD_BYTES {
             return Err(ArgsError::new(
                 "args.payload",
@@ -75,9 +80,9 @@ impl Job for WebhookDeliver {
     async fn run(self, ctx: JobContext) -> Result<Value, JobError> {
         let services = &ctx.services;
         let url = net::check_url(&self.url, &services.net).map_err(JobError::fatal)?;
-        let tenant_id = ctx
-            .tenant_id
-            .ok_or_else(|| JobError::fatal("webhook.deliver needs a tenant (for its signing secret)"))?;
+        let tenant_id = ctx.tenant_id.ok_or_else(|| {
+            JobError::fatal("webhook.deliver needs a tenant (for its signing secret)")
+        })?;
         let sealed = keel_models::tenant::sealed_signing_secret(&services.pool, tenant_id)
             .await
             .map_err(|e| JobError::retryable(format!("loading the signing secret failed: {e}")))?
@@ -97,7 +102,10 @@ impl Job for WebhookDeliver {
             .header("keel-event", &self.event)
             .header("keel-delivery", ctx.job_id.to_string())
             .header("keel-attempt", ctx.attempt.to_string())
-            .header("keel-signature", signature_header(&secret, timestamp, &body))
+            .header(
+                "keel-signature",
+                signature_header(&secret, timestamp, &body),
+            )
             .body(body);
 
         let started = std::time::Instant::now();
@@ -111,7 +119,11 @@ impl Job for WebhookDeliver {
                 if let Some(blocked) = net::blocked_cause(&e) {
                     return Err(JobError::fatal(blocked));
                 }
-                let what = if e.is_timeout() { "timed out" } else { "failed" };
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "failed"
+                };
                 return Err(JobError::retryable(format!(
                     "delivery {what}: {}",
                     error_chain(&e)

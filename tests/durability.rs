@@ -1,0 +1,128 @@
+//! Nothing accepted with a 2xx is lost: Redis stopped at submit time, Redis flushed with jobs
+//! queued and running, and a backlog far larger than Redis is allowed to hold.
+//! Tests that stop or flush Redis use a private `redis-server`, so parallel tests are unaffected.
+
+mod support;
+
+use std::time::Duration;
+
+use keel_models::job::JobStatus;
+use serde_json::json;
+use support::*;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_stopped_submit_still_returns_202_and_the_job_runs_once_redis_is_back() {
+    let mut redis = PrivateRedis::start();
+    let env = TestEnv::with_redis(&redis.url(), |_| {}).await;
+    env.spawn_worker(|_| {});
+    let (_, key, _) = env.tenant("acme").await;
+
+    redis.stop();
+    let id = env.submit_ok(&key, noop(1)).await;
+    // The row committed before the 202, and the relay knows Redis never got it.
+    let job = env.job(id).await;
+    assert_eq!(job.status, JobStatus::Queued);
+    assert!(job.dispatched_at.is_none());
+    let ready = env.http.get(env.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["error"]["details"]["redis"], "unreachable");
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.job(id).await.status, JobStatus::Queued);
+    redis.restart();
+    let done = env.wait_status(id, JobStatus::Succeeded, secs(20)).await;
+    assert_eq!(done.attempt, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushall_with_jobs_queued_and_running_loses_nothing() {
+    let redis = PrivateRedis::start();
+    let env = TestEnv::with_redis(&redis.url(), |_| {}).await;
+    env.spawn_worker(|c| c.concurrency = 2);
+    let (_, key, _) = env.tenant("acme").await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(300)))
+        .mount(&server)
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            env.submit_ok(&key, webhook(&server.uri(), json!({ "i": i })))
+                .await,
+        );
+    }
+    // Two are running, the rest wait in the stream.
+    env.wait_status(ids[0], JobStatus::Running, secs(10)).await;
+    assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
+    assert_eq!(redis.cli(&["DBSIZE"]), "0");
+
+    for id in &ids {
+        let job = env.wait_status(*id, JobStatus::Succeeded, secs(60)).await;
+        assert!(job.attempt >= 1);
+    }
+    // Every job delivered; a job running during the flush may have been delivered again only if
+    // its lease expired, which the test's timings do not allow.
+    let reqs = server.received_requests().await.unwrap();
+    let mut delivered: Vec<String> = reqs
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("keel-delivery")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    delivered.sort();
+    delivered.dedup();
+    assert_eq!(delivered.len(), ids.len());
+    assert_eq!(reqs.len(), ids.len(), "no job delivered twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_queued_jobs_stay_in_postgres_while_redis_holds_a_bounded_window() {
+    const TOTAL: usize = 1_000_000;
+    const WINDOW: usize = 5_000;
+    let env = TestEnv::with(|s| s.redis_window = WINDOW).await;
+    let (tenant, _, _) = env.tenant("bulk").await;
+
+    // Load the backlog in batches (what a backfill or a burst of producers would leave behind).
+    let batch: Vec<serde_json::Value> = (0..50_000).map(|n| json!({ "n": n })).collect();
+    let mut conn = env.keel.pool.acquire().await.unwrap();
+    for _ in 0..TOTAL / batch.len() {
+        keel_models::job::insert_many(&mut conn, Some(tenant), "noop", "default", 3, &batch)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    assert_eq!(env.count_jobs().await, TOTAL as i64);
+
+    let stop = env.spawn_worker(|c| c.concurrency = 16);
+    // Work happens, and Redis never holds more than the window.
+    let lane = &env.keel.lane;
+    let mut max_len = 0;
+    let deadline = std::time::Instant::now() + secs(60);
+    let mut done = 0i64;
+    while std::time::Instant::now() < deadline {
+        max_len = max_len.max(lane.len("default").await.unwrap());
+        done = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM jobs WHERE status = 'succeeded'")
+            .fetch_one(&env.keel.pool)
+            .await
+            .unwrap();
+        if done >= 20_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    assert!(done >= 20_000, "only {done} jobs done");
+    assert!(
+        max_len <= WINDOW + 16,
+        "Redis held {max_len} entries, window {WINDOW}"
+    );
+}

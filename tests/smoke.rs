@@ -1,0 +1,35 @@
+//! The README's walk-through, as a test: create a tenant, submit a job, poll it to completion.
+
+mod support;
+
+use std::time::Duration;
+
+use keel_models::job::JobStatus;
+use serde_json::Value;
+use support::*;
+
+#[tokio::test]
+async fn a_submitted_job_runs_to_succeeded_and_is_visible_through_the_api() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|_| {});
+    let (_, key, _) = env.tenant("acme").await;
+    let (status, body) = env.submit(&key, noop(7)).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "queued");
+    let id: uuid::Uuid = body["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(body["status_url"], format!("/api/jobs/{id}"));
+    env.wait_status(id, JobStatus::Succeeded, Duration::from_secs(10))
+        .await;
+    let resp = env
+        .http
+        .get(env.url(&format!("/api/jobs/{id}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let job: Value = resp.json().await.unwrap();
+    assert_eq!(job["status"], "succeeded");
+    assert_eq!(job["attempts"], 1);
+    assert_eq!(job["result"]["n"], 7);
+}

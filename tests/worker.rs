@@ -1,0 +1,336 @@
+//! Worker behaviour against the real Postgres and Redis, with the webhook receiver faked by
+//! wiremock: retries and backoff, fatal errors, `retry`, `Retry-After`, duplicate deliveries,
+//! cancellation, `run_at`, idle pick-up and the webhook signature.
+
+mod support;
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use keel_models::job::JobStatus;
+use serde_json::json;
+use sha2::Sha256;
+use support::*;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn receiver() -> MockServer {
+    MockServer::start().await
+}
+
+async fn deliveries(server: &MockServer) -> usize {
+    server.received_requests().await.unwrap_or_default().len()
+}
+
+#[tokio::test]
+async fn retryable_errors_retry_up_to_max_attempts_then_dead_and_retry_brings_it_back() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|_| {});
+    let (_, key, _) = env.tenant("acme").await;
+    let server = receiver().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let mut body = webhook(&format!("{}/hook", server.uri()), json!({"a": 1}));
+    body["max_attempts"] = json!(4);
+    let id = env.submit_ok(&key, body).await;
+
+    let job = env.wait_status(id, JobStatus::Dead, secs(30)).await;
+    assert_eq!(job.attempt, 4);
+    assert_eq!(deliveries(&server).await, 4, "one delivery per attempt");
+    let err = job.last_error.unwrap();
+    assert_eq!(err["kind"], "retryable");
+    assert!(
+        err["message"].as_str().unwrap().contains("giving up"),
+        "{err}"
+    );
+
+    // The receiver is fixed; `retry` brings the dead job back with a fresh budget.
+    server.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    let resp = env
+        .http
+        .post(env.url(&format!("/api/jobs/{id}/retry")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let job = env.wait_status(id, JobStatus::Succeeded, secs(10)).await;
+    assert_eq!(job.attempt, 1);
+    assert_eq!(job.result.unwrap()["status"], 204);
+}
+
+#[tokio::test]
+async fn between_attempts_a_failed_job_waits_with_growing_delays() {
+    let env = TestEnv::with(|s| {
+        s.backoff_base_ms = 400;
+        s.backoff_cap_ms = 60_000;
+    })
+    .await;
+    env.spawn_worker(|_| {});
+    let (_, key, _) = env.tenant("acme").await;
+    let server = receiver().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let mut body = webhook(&server.uri(), json!({}));
+    body["max_attempts"] = json!(4);
+    let id = env.submit_ok(&key, body).await;
+
+    // Observe the wait scheduled after each failure: run_at - updated_at (the failure time).
+    let mut delays = Vec::new();
+    for attempt in 1..=3 {
+        let job = env
+            .wait_for(id, secs(20), |j| {
+                j.status == JobStatus::Failed && j.attempt == attempt
+            })
+            .await;
+        let wait = (job.run_at - job.updated_at).num_milliseconds();
+        delays.push(wait);
+        // Equal jitter: within [ceiling/2, ceiling] for ceiling = 400ms · 2^(attempt-1).
+        let ceiling = 400 * (1i64 << (attempt - 1));
+        assert!(
+            wait >= ceiling / 2 - 5 && wait <= ceiling + 5,
+            "attempt {attempt}: waited {wait} ms, ceiling {ceiling} ms"
+        );
+        assert_eq!(job.last_error.as_ref().unwrap()["kind"], "retryable");
+    }
+    env.wait_status(id, JobStatus::Dead, secs(20)).await;
+    assert_eq!(deliveries(&server).await, 4);
+}
+
+#[tokio::test]
+async fn a_fatal_error_goes_dead_at_once() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|_| {});
+    let (_, key, _) = env.tenant("acme").await;
+    let server = receiver().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400))
+        .mount(&server)
+        .await;
+    let id = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
+    let job = env.wait_status(id, JobStatus::Dead, secs(10)).await;
+    assert_eq!(job.attempt, 1);
+    assert_eq!(job.max_attempts, 10, "webhook.deliver's default");
+    assert_eq!(job.last_error.unwrap()["kind"], "fatal");
+    assert_eq!(deliveries(&server).await, 1);
+}
+
+#[tokio::test]
+async fn retry_after_from_the_receiver_sets_the_next_attempt() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|_| {});
+    let (_, key, _) = env.tenant("acme").await;
+    let server = receiver().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "2"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let id = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
+    let failed = env
+        .wait_for(id, secs(10), |j| j.status == JobStatus::Failed)
+        .await;
+    let wait = (failed.run_at - failed.updated_at).num_milliseconds();
+    assert!((1990..=2010).contains(&wait), "Retry-After: 2 → {wait} ms");
+    assert_eq!(failed.last_error.unwrap()["retry_after_ms"], 2000);
+    let done = env.wait_status(id, JobStatus::Succeeded, secs(10)).await;
+    assert_eq!(done.attempt, 2);
+    assert!(done.started_at.unwrap() >= failed.run_at);
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_with_the_tenant_secret_and_carry_the_job_id() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|_| {});
+    let (_, key, secret) = env.tenant("acme").await;
+    let server = receiver().await;
+    Mock::given(method("POST"))
+        .and(path("/hooks/keel"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let payload = json!({"invoice": "in_1", "amount": 4200});
+    let id = env
+        .submit_ok(
+            &key,
+            webhook(&format!("{}/hooks/keel", server.uri()), payload.clone()),
+        )
+        .await;
+    env.wait_status(id, JobStatus::Succeeded, secs(10)).await;
+
+    let reqs = server.received_requests().await.unwrap();
+    assert_eq!(reqs.len(), 1);
+    let req = &reqs[0];
+    let header = |name: &str| req.headers.get(name).unwrap().to_str().unwrap().to_string();
+    assert_eq!(header("keel-delivery"), id.to_string());
+    assert_eq!(header("keel-event"), "test.event");
+    assert_eq!(header("content-type"), "application/json");
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(body, payload);
+    // Verify exactly as a receiver would.
+    let sig = header("keel-signature");
+    let (t, v1) = sig.split_once(',').unwrap();
+    let t = t.strip_prefix("t=").unwrap();
+    let v1 = v1.strip_prefix("v1=").unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&req.body);
+    assert_eq!(hex::encode(mac.finalize().into_bytes()), v1);
+    let age = chrono::Utc::now().timestamp() - t.parse::<i64>().unwrap();
+    assert!((0..60).contains(&age));
+}
+
+#[tokio::test]
+async fn a_slow_first_attempt_cannot_finish_a_job_that_another_attempt_finished() {
+    let env = TestEnv::new().await;
+    // Worker A never heartbeats (think: a long GC pause or a partition from Postgres), so its
+    // lease expires while its attempt is still running.
+    env.spawn_worker(|c| {
+        c.heartbeat = Duration::from_secs(3600);
+        c.relay = false;
+    });
+    let (_, key, _) = env.tenant("acme").await;
+    let server = receiver().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_delay(Duration::from_secs(5)))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let id = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
+    env.wait_for(id, secs(10), |j| {
+        j.status == JobStatus::Running && j.attempt == 1
+    })
+    .await;
+    // Worker B takes the job over once A's lease expires, and finishes first.
+    env.spawn_worker(|_| {});
+    let done = env.wait_status(id, JobStatus::Succeeded, secs(15)).await;
+    assert_eq!(done.attempt, 2);
+    assert_eq!(done.result.as_ref().unwrap()["status"], 200);
+    // A's slow attempt completes later; the ledger keeps the first finisher's result.
+    tokio::time::sleep(Duration::from_secs(6)).await; // A's 5 s response arrives meanwhile
+    assert_eq!(deliveries(&server).await, 2);
+    let after = env.job(id).await;
+    assert_eq!(after.status, JobStatus::Succeeded);
+    assert_eq!(after.attempt, 2);
+    assert_eq!(
+        after.result, done.result,
+        "the first finisher's result stands"
+    );
+    assert_eq!(after.finished_at, done.finished_at);
+}
+
+#[tokio::test]
+async fn cancel_before_start_means_it_never_runs() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|_| {});
+    let (_, key, _) = env.tenant("acme").await;
+    let server = receiver().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let mut body = webhook(&server.uri(), json!({}));
+    body["run_at"] = json!((chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339());
+    let id = env.submit_ok(&key, body).await;
+    let resp = env
+        .http
+        .post(env.url(&format!("/api/jobs/{id}/cancel")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Past its run_at, with a worker and relay running, it still never starts.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let job = env.job(id).await;
+    assert_eq!(job.status, JobStatus::Cancelled);
+    assert_eq!(job.attempt, 0);
+    assert_eq!(deliveries(&server).await, 0);
+}
+
+#[tokio::test]
+async fn cancel_while_running_tells_the_handler_and_ends_cancelled() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|_| {});
+    let (_, key, _) = env.tenant("acme").await;
+    let server = receiver().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(60)))
+        .mount(&server)
+        .await;
+    let id = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
+    env.wait_status(id, JobStatus::Running, secs(10)).await;
+    let t0 = std::time::Instant::now();
+    let resp = env
+        .http
+        .post(env.url(&format!("/api/jobs/{id}/cancel")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let job = env.wait_status(id, JobStatus::Cancelled, secs(10)).await;
+    assert!(
+        t0.elapsed() < secs(10),
+        "the handler stopped long before the 60 s response"
+    );
+    assert_eq!(job.attempt, 1);
+    assert!(job.cancel_requested_at.is_some());
+    // It stays cancelled: not retried, not re-dispatched.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(env.job(id).await.status, JobStatus::Cancelled);
+    assert_eq!(deliveries(&server).await, 1);
+}
+
+#[tokio::test]
+async fn run_at_jobs_start_within_a_second_of_due_time() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|_| {});
+    let (_, key, _) = env.tenant("acme").await;
+    let due = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let mut body = noop(1);
+    body["run_at"] = json!(due.to_rfc3339());
+    let id = env.submit_ok(&key, body).await;
+    assert_eq!(env.job(id).await.status, JobStatus::Queued);
+    let job = env.wait_status(id, JobStatus::Succeeded, secs(10)).await;
+    let started = job.started_at.unwrap();
+    let late = (started - job.created_at).num_milliseconds() - 1500;
+    assert!(
+        started >= due - chrono::Duration::milliseconds(5),
+        "started before due"
+    );
+    assert!(late < 1000, "started {late} ms after due");
+}
+
+#[tokio::test]
+async fn an_idle_worker_picks_up_a_new_job_without_waiting_for_a_poll() {
+    let env = TestEnv::new().await;
+    // No relay and a 30 s blocking read: if pick-up depended on polling, this job would wait
+    // ~30 s. It is delivered by the blocking read as soon as the API pushes it.
+    env.spawn_worker(|c| {
+        c.relay = false;
+        c.block = Duration::from_secs(30);
+    });
+    let (_, key, _) = env.tenant("acme").await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // the worker is now parked in XREADGROUP
+    let id = env.submit_ok(&key, noop(1)).await;
+    let job = env.wait_status(id, JobStatus::Succeeded, secs(5)).await;
+    let pickup = (job.started_at.unwrap() - job.created_at).num_milliseconds();
+    assert!(pickup < 1000, "picked up after {pickup} ms");
+}
