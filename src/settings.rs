@@ -157,10 +157,10 @@ impl Settings {
         if self.encryption_key.is_none() {
             tracing::warn!("KEEL_ENCRYPTION_KEY is not set: secrets are encrypted with a public development key; set one in production (`openssl rand -base64 32`)");
         }
-        if self.database_url == DEFAULT_DATABASE_URL {
+        if std::env::var_os("DATABASE_URL").is_none() && self.database_url == DEFAULT_DATABASE_URL {
             tracing::warn!("DATABASE_URL is not set: using {DEFAULT_DATABASE_URL}");
         }
-        if self.redis_url == DEFAULT_REDIS_URL {
+        if std::env::var_os("REDIS_URL").is_none() && self.redis_url == DEFAULT_REDIS_URL {
             tracing::warn!("REDIS_URL is not set: using {DEFAULT_REDIS_URL}");
         }
         if self.allow_private_networks {

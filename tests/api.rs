@@ -1220,23 +1220,27 @@ async fn a_wrong_method_on_a_known_route_is_405_with_the_json_error_shape() {
 async fn strings_postgres_cannot_store_are_422_not_500() {
     let env = TestEnv::new().await;
     let (_, key, _) = env.tenant("acme").await;
+    let tenants_before: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(&env.keel.pool)
+        .await
+        .unwrap();
 
-    // A NUL character is valid JSON (`\u0000`) but Postgres text and jsonb refuse it.
-    let (status, body) = env
-        .submit(&key, json!({ "kind": "noop", "args": { "s": "a\u{0}b" } }))
-        .await;
-    assert_error_any_code(status, &body, 422);
-    assert_eq!(env.count_jobs().await, 0);
-
-    let (status, body) = env
-        .submit(
+    // A NUL character is valid JSON (`\u0000`), but Postgres text and jsonb refuse it: the API
+    // must say so with a 4xx naming the field, not fail with an opaque 500.
+    let mut answers = Vec::new();
+    answers.push((
+        "job args",
+        env.submit(&key, json!({ "kind": "noop", "args": { "s": "a\u{0}b" } }))
+            .await,
+    ));
+    answers.push((
+        "idempotency_key",
+        env.submit(
             &key,
             json!({ "kind": "noop", "args": {}, "idempotency_key": "k\u{0}" }),
         )
-        .await;
-    assert_error_any_code(status, &body, 422);
-    assert_eq!(env.count_jobs().await, 0);
-
+        .await,
+    ));
     let resp = env
         .http
         .post(env.url("/api/tenants"))
@@ -1245,8 +1249,22 @@ async fn strings_postgres_cannot_store_are_422_not_500() {
         .send()
         .await
         .unwrap();
-    let (status, body) = read(resp).await;
-    assert_error_any_code(status, &body, 422);
+    answers.push(("tenant name", read(resp).await));
+
+    assert_eq!(env.count_jobs().await, 0);
+    let tenants_after: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(&env.keel.pool)
+        .await
+        .unwrap();
+    assert_eq!(tenants_before, tenants_after);
+    let wrong: Vec<_> = answers
+        .iter()
+        .filter(|(_, (status, body))| *status != 422 || !body["error"]["code"].is_string())
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "NUL characters must be refused with 422, got: {wrong:?}"
+    );
 }
 
 #[tokio::test]

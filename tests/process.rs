@@ -336,3 +336,37 @@ async fn a_job_submitted_while_redis_is_down_runs_once_it_is_back() {
     assert_eq!(job.attempt, 1, "{job:#?}");
     assert_eq!(job.result.as_ref().unwrap()["n"], 2, "{job:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_waiting_in_a_flushed_redis_are_dispatched_again_at_once() {
+    let redis = PrivateRedis::start();
+    // Far longer than the test: only the "Redis lost the queue" path can bring the job back.
+    let env = TestEnv::with_redis(&redis.url(), |s| s.redispatch_after_ms = 120_000).await;
+    let server = slow_receiver(secs(2)).await;
+    let _worker = env.spawn_worker(|c| c.concurrency = 1);
+    let (_, key, _) = env.tenant("acme").await;
+    let before = env.submit_ok(&key, noop(0)).await;
+    env.wait_status(before, JobStatus::Succeeded, secs(20))
+        .await;
+
+    // The only slot is busy, so the next job waits in the stream.
+    let slow = env
+        .submit_ok(&key, webhook(&hook(&server), json!({"n": 1})))
+        .await;
+    env.wait_for(slow, secs(20), running(1)).await;
+    let waiting = env.submit_ok(&key, noop(3)).await;
+    let job = env.job(waiting).await;
+    assert_eq!(job.status, JobStatus::Queued, "{job:#?}");
+    assert!(job.dispatched_at.is_some(), "{job:#?}");
+
+    assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
+
+    let job = env
+        .wait_status(waiting, JobStatus::Succeeded, secs(20))
+        .await;
+    assert_eq!(job.attempt, 1, "{job:#?}");
+    assert_eq!(job.result.as_ref().unwrap()["n"], 3, "{job:#?}");
+    let slow = env.wait_status(slow, JobStatus::Succeeded, secs(20)).await;
+    assert_eq!(slow.attempt, 1, "{slow:#?}");
+    assert_eq!(requests(&server).await.len(), 1);
+}

@@ -15,6 +15,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     #[error("{message}")]
     Conflict {
         code: &'static str,
@@ -39,6 +41,19 @@ pub enum ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        // Text Postgres cannot store (NUL, invalid encoding) is the client's input, not our
+        // failure. The extractor refuses NUL up front; this is the backstop.
+        if let sqlx::Error::Database(db) = &e {
+            if matches!(db.code().as_deref(), Some("22P05") | Some("22021")) {
+                return ApiError::Unprocessable {
+                    code: "invalid_request",
+                    message:
+                        "a text value cannot be stored (it contains NUL or invalid characters)"
+                            .into(),
+                    details: Value::Null,
+                };
+            }
+        }
         ApiError::Internal(e.into())
     }
 }
@@ -58,6 +73,11 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, Value::Null),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                Value::Null,
+            ),
             ApiError::Conflict { code, details, .. } => {
                 (StatusCode::CONFLICT, code, details.clone())
             }

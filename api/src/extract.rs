@@ -57,6 +57,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 code: "malformed_json",
                 message: format!("body is not valid JSON: {e}"),
             })?;
+        if let Some(path) = find_nul(&value, String::new()) {
+            return Err(ApiError::invalid(
+                &path,
+                "must not contain the NUL character (\\u0000)",
+            ));
+        }
         serde_path_to_error::deserialize(value)
             .map(ApiJson)
             .map_err(|e| {
@@ -73,6 +79,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                     details: json!({ "path": path, "reason": reason }),
                 }
             })
+    }
+}
+
+/// Postgres text and jsonb cannot hold NUL: find the first string (or key) that has one.
+fn find_nul(v: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    let join = |p: &str, k: &str| {
+        if p.is_empty() {
+            k.to_string()
+        } else {
+            format!("{p}.{k}")
+        }
+    };
+    match v {
+        Value::String(s) if s.contains('\0') => {
+            Some(if path.is_empty() { "body".into() } else { path })
+        }
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| {
+            find_nul(
+                x,
+                format!("{}[{i}]", if path.is_empty() { "body" } else { &path }),
+            )
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                Some(join(&path, k))
+            } else {
+                find_nul(x, join(&path, k))
+            }
+        }),
+        _ => None,
     }
 }
 

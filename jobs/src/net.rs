@@ -199,7 +199,7 @@ mod tests {
     #[tokio::test]
     async fn the_client_refuses_names_resolving_to_internal_addresses() {
         let client = guarded_client(&NetPolicy::default());
-        let err = client.get("http://localhost.:9/").send().await.unwrap_err();
+        let err = client.get("http://localhost:9/").send().await.unwrap_err();
         assert!(blocked_cause(&err).is_some(), "{err:?}");
     }
 }

@@ -233,7 +233,7 @@ impl Worker {
 
     /// A Redis error never ends the worker: log, wait (growing, capped), try again.
     async fn backoff(&self, failures: u32, e: &redis::RedisError, shutdown: &CancellationToken) {
-        if failures == 1 || failures % 30 == 0 {
+        if failures == 1 || failures.is_multiple_of(30) {
             tracing::warn!(error = %e, failures, url = %self.lane.url(), "Redis read failed; retrying");
         }
         let delay =

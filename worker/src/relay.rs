@@ -148,7 +148,7 @@ impl Relay {
                 }
                 Err(e) => {
                     failures += 1;
-                    if failures == 1 || failures % 50 == 0 {
+                    if failures == 1 || failures.is_multiple_of(50) {
                         tracing::warn!(error = %e, failures, "relay tick failed; retrying");
                     }
                     (interval * failures.min(10)).min(Duration::from_secs(5))

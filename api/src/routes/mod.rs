@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/jobs/{id}/retry", post(jobs::retry))
         .fallback(|| async { crate::error::ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { crate::error::ApiError::MethodNotAllowed })
 }
 
 /// Parses a path id; a malformed one is a 400 that says so.

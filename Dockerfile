@@ -1,0 +1,16 @@
+# One image for every Keel role (api, worker, scheduler, migrate): the command picks the role.
+FROM rust:1.88-bookworm AS build
+WORKDIR /src
+COPY . .
+ENV SQLX_OFFLINE=true
+RUN cargo build --release --locked --bin keel && strip target/release/keel
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 keel
+COPY --from=build /src/target/release/keel /usr/local/bin/keel
+USER keel
+ENV KEEL_API_ADDR=0.0.0.0:8080
+EXPOSE 8080
+ENTRYPOINT ["keel"]
+CMD ["up"]
