@@ -278,6 +278,25 @@ impl Lane {
         pipe.query_async::<()>(&mut conn).await
     }
 
+    /// Acks and deletes entries of several queues in one pipelined round trip.
+    pub async fn ack_batch(&self, entries: &[(String, String)]) -> Result<(), RedisError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut by_queue: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for (queue, entry) in entries {
+            by_queue.entry(queue).or_default().push(entry);
+        }
+        let mut pipe = redis::pipe();
+        for (queue, ids) in by_queue {
+            let key = self.stream_key(queue);
+            pipe.cmd("XACK").arg(&key).arg(GROUP).arg(&ids).ignore();
+            pipe.cmd("XDEL").arg(&key).arg(&ids).ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await
+    }
+
     /// Garbage-collects entries delivered to consumers that never acked them (a worker killed
     /// with SIGKILL) once they have been idle for `idle`. Recovery of the *jobs* is the relay's
     /// business (their leases expire in Postgres); this only keeps the stream bounded.

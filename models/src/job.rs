@@ -247,10 +247,16 @@ pub struct Started {
     pub max_attempts: i32,
 }
 
-/// `queued|failed (due) → running`, or take over a `running` row whose lease expired (its worker
-/// died). Attempts count here, at start, so a job that kills its worker every time still reaches
-/// `dead`. `None`: someone else has it, it is not due, or it is finished — ack and drop.
-pub async fn start(pool: &PgPool, id: Uuid, lease: Duration) -> sqlx::Result<Option<Started>> {
+/// `queued|failed (due) → running` for a batch of delivered ids, or take over a `running` row
+/// whose lease expired (its worker died). Attempts count here, at start, so a job that kills its
+/// worker every time still reaches `dead`. Ids missing from the answer were not started: someone
+/// else has them, they are not due, or they are finished — ack and drop them. One statement for
+/// the whole batch a worker read from Redis.
+pub async fn start_many(
+    pool: &PgPool,
+    ids: &[Uuid],
+    lease: Duration,
+) -> sqlx::Result<Vec<Started>> {
     sqlx::query_as!(
         Started,
         r#"UPDATE jobs SET
@@ -272,14 +278,19 @@ pub async fn start(pool: &PgPool, id: Uuid, lease: Duration) -> sqlx::Result<Opt
                                ELSE last_error END,
              dispatched_at = NULL,
              updated_at = now()
-           WHERE id = $1 AND run_at <= now()
+           WHERE id = ANY($1) AND run_at <= now()
              AND (status IN ('queued', 'failed') OR (status = 'running' AND lease_until < now()))
            RETURNING id, tenant_id, kind, args, status AS "status: JobStatus", attempt, max_attempts"#,
-        id,
+        ids,
         interval(lease)
     )
-    .fetch_optional(pool)
+    .fetch_all(pool)
     .await
+}
+
+/// [`start_many`] for one id.
+pub async fn start(pool: &PgPool, id: Uuid, lease: Duration) -> sqlx::Result<Option<Started>> {
+    Ok(start_many(pool, &[id], lease).await?.pop())
 }
 
 /// Extends the lease of the attempt this worker owns. `None`: the worker lost the job (another
@@ -343,19 +354,25 @@ pub async fn set_progress(
     Ok(done.rows_affected() == 1)
 }
 
-/// `running → succeeded`. Any attempt may land a success (the effect happened; handlers are
-/// idempotent), but only once: the first finisher wins, later ones change nothing (`false`).
-pub async fn succeed(conn: &mut PgConnection, id: Uuid, result: &Value) -> sqlx::Result<bool> {
-    let done = sqlx::query!(
-        "UPDATE jobs SET status = 'succeeded', result = $2, finished_at = now(),
-                         lease_until = NULL, run_at = now(), updated_at = now()
-         WHERE id = $1 AND status IN ('running', 'failed')",
-        id,
-        result
+/// `running → succeeded` for a batch: one statement, one commit. Any attempt may land a success
+/// (the effect happened; handlers are idempotent), but only once: the first finisher wins and
+/// later ones change nothing. Returns the ids it finished (the others were finished first).
+pub async fn succeed_many(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    results: &[Value],
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "UPDATE jobs j SET status = 'succeeded', result = t.result, finished_at = now(),
+                           lease_until = NULL, run_at = now(), updated_at = now()
+         FROM UNNEST($1::uuid[], $2::jsonb[]) AS t(id, result)
+         WHERE j.id = t.id AND j.status IN ('running', 'failed')
+         RETURNING j.id",
+        ids,
+        results
     )
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_all(conn)
+    .await
 }
 
 /// `running → failed` with the next attempt due after `delay`. Only the current attempt's owner.

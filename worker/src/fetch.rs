@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_jobs::lane::{Delivery, Lane};
+use keel_jobs::lane::Lane;
 use keel_jobs::{Registry, Services};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::batch::Completions;
 use crate::config::WorkerConfig;
 use crate::relay::Relay;
 use crate::runner::{Outcome, Runner};
@@ -48,10 +49,12 @@ impl Worker {
         );
         Self {
             runner: Arc::new(Runner {
+                completions: Completions::spawn(services.pool.clone(), lane.clone()),
                 registry,
                 services,
                 supervisor,
                 config: config.clone(),
+                lane: lane.clone(),
             }),
             lane,
             relay,
@@ -69,44 +72,22 @@ impl Worker {
         &self.queues
     }
 
-    /// Runs one delivery to completion and acks it (shared by the loop and `process_next`).
-    async fn handle(
-        runner: &Runner,
-        lane: &Lane,
-        d: Delivery,
-        hard_stop: &CancellationToken,
-    ) -> Outcome {
-        let outcome = match d.job_id {
-            Some(id) => {
-                let span = tracing::info_span!("job", job_id = %id, queue = %d.queue);
-                runner.execute(id, hard_stop).instrument(span).await
-            }
-            None => {
-                tracing::warn!(entry = %d.entry_id, "stream entry without a job id; dropping it");
-                Outcome::Skipped
-            }
-        };
-        if let Err(e) = lane.ack(&d.queue, std::slice::from_ref(&d.entry_id)).await {
-            // Harmless: the entry is reaped later and the ledger already decided.
-            tracing::debug!(error = %e, "ack failed");
-        }
-        outcome
-    }
-
     /// Test driver: waits up to `wait` for one delivery and runs it. `None` if nothing came.
     pub async fn process_next(&self, wait: Duration) -> Result<Option<Outcome>, redis::RedisError> {
         self.relay.ensure_groups().await?;
         let mut conn = self.lane.blocking_connection(wait).await?;
-        let mut got = self
+        let got = self
             .lane
             .read(&mut conn, &self.queues, &self.config.consumer, 1, wait)
             .await?;
-        match got.pop() {
-            None => Ok(None),
-            Some(d) => Ok(Some(
-                Self::handle(&self.runner, &self.lane, d, &self.hard_stop).await,
-            )),
+        if got.is_empty() {
+            return Ok(None);
         }
+        let (mut claimed, mut skipped) = self.runner.start(got).await;
+        Ok(match claimed.pop() {
+            Some(c) => Some(self.runner.run(c, None, &self.hard_stop).await),
+            None => skipped.pop(),
+        })
     }
 
     /// Runs until `shutdown` fires: stops fetching, lets in-flight jobs finish for up to
@@ -204,14 +185,21 @@ impl Worker {
             match read {
                 Ok(deliveries) => {
                     failures = 0;
-                    for (d, permit) in deliveries.into_iter().zip(permits.drain(..)) {
+                    if deliveries.is_empty() {
+                        continue;
+                    }
+                    // One statement starts the whole batch; unused slots go back at once.
+                    let (claimed, _) = self.runner.start(deliveries).await;
+                    for (c, permit) in claimed.into_iter().zip(permits.drain(..)) {
                         let runner = self.runner.clone();
-                        let lane = self.lane.clone();
                         let hard_stop = self.hard_stop.clone();
-                        tracker.spawn(async move {
-                            let _permit = permit;
-                            Self::handle(&runner, &lane, d, &hard_stop).await;
-                        });
+                        let span = tracing::info_span!("job", job_id = %c.started.id, kind = %c.started.kind, attempt = c.started.attempt);
+                        tracker.spawn(
+                            async move {
+                                runner.run(c, Some(permit), &hard_stop).await;
+                            }
+                            .instrument(span),
+                        );
                     }
                 }
                 Err(e) => {

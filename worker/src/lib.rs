@@ -4,7 +4,9 @@
 //! Postgres pool:
 //! - [`fetch`]: `XREADGROUP … BLOCK` for as many entries as it has free slots (concurrency is a
 //!   semaphore, so it never takes more than it can run), and one task per delivery;
-//! - [`runner`]: one delivery → guarded `start` in the ledger → handler → guarded finish → ack;
+//! - [`runner`]: a batch of deliveries → one guarded `start` in the ledger → handlers → guarded
+//!   finish → ack;
+//! - [`batch`]: successes recorded (and acked) in batches that grow with load;
 //! - [`supervisor`]: one batched heartbeat for every job in flight (extends leases, notices
 //!   cancel requests and lost jobs);
 //! - [`relay`]: pushes ledger rows that Redis lost or never got (every process runs one; SKIP
@@ -15,6 +17,7 @@
 //! time with [`Worker::process_next`] and the relay with [`relay::Relay::tick`].
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod config;
 pub mod fetch;
 pub mod relay;

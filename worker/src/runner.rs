@@ -9,9 +9,13 @@ use std::time::Instant;
 use keel_jobs::{JobContext, JobError, Registry, Services};
 use keel_models::job::{self, JobStatus};
 use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use keel_jobs::lane::{Delivery, Lane};
+
+use crate::batch::Completions;
 use crate::config::WorkerConfig;
 use crate::supervisor::{self, Supervisor};
 
@@ -44,37 +48,114 @@ pub struct Runner {
     pub services: Arc<Services>,
     pub supervisor: Arc<Supervisor>,
     pub config: WorkerConfig,
+    pub lane: Lane,
+    pub completions: Completions,
+}
+
+/// A delivery this worker won the start of.
+pub struct Claimed {
+    pub started: job::Started,
+    pub delivery: Delivery,
 }
 
 impl Runner {
-    /// Runs job `id`. `hard_stop` fires when shutdown gives up waiting: the handler is told,
-    /// then the job is handed back.
-    pub async fn execute(&self, id: Uuid, hard_stop: &CancellationToken) -> Outcome {
-        let pool = &self.services.pool;
-        let started = match job::start(pool, id, self.config.lease).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return Outcome::Skipped,
+    /// Starts a batch of deliveries with one guarded statement. Deliveries not started (taken,
+    /// not due, finished, or without a job id) are acked at once and reported as skipped; those
+    /// whose start ended them (attempts exhausted by lost workers, cancel requested) too.
+    pub async fn start(&self, deliveries: Vec<Delivery>) -> (Vec<Claimed>, Vec<Outcome>) {
+        let ids: Vec<Uuid> = deliveries.iter().filter_map(|d| d.job_id).collect();
+        let mut started = match job::start_many(&self.services.pool, &ids, self.config.lease).await
+        {
+            Ok(s) => s,
             Err(e) => {
-                tracing::warn!(job_id = %id, error = %e, "start failed");
-                return Outcome::LedgerError(e.to_string());
+                tracing::warn!(error = %e, "start failed; the relay will dispatch these jobs again");
+                let entries: Vec<_> = deliveries
+                    .iter()
+                    .map(|d| (d.queue.clone(), d.entry_id.clone()))
+                    .collect();
+                let _ = self.lane.ack_batch(&entries).await;
+                return (
+                    Vec::new(),
+                    vec![Outcome::LedgerError(e.to_string()); deliveries.len()],
+                );
             }
         };
-        match started.status {
-            JobStatus::Running => {}
-            JobStatus::Cancelled => return Outcome::Cancelled,
-            _ => {
-                tracing::warn!(job_id = %id, attempts = started.attempt, "attempts exhausted by lost workers; job is dead");
-                return Outcome::Dead {
-                    error: "attempts exhausted".into(),
-                };
+        let mut claimed = Vec::with_capacity(started.len());
+        let mut outcomes = Vec::new();
+        let mut to_ack = Vec::new();
+        for d in deliveries {
+            let pos = d
+                .job_id
+                .and_then(|id| started.iter().position(|s| s.id == id));
+            match pos.map(|p| started.swap_remove(p)) {
+                Some(s) if s.status == JobStatus::Running => claimed.push(Claimed {
+                    started: s,
+                    delivery: d,
+                }),
+                Some(s) => {
+                    to_ack.push((d.queue, d.entry_id));
+                    outcomes.push(if s.status == JobStatus::Cancelled {
+                        Outcome::Cancelled
+                    } else {
+                        tracing::warn!(job_id = %s.id, attempts = s.attempt, "attempts exhausted by lost workers; job is dead");
+                        Outcome::Dead {
+                            error: "attempts exhausted".into(),
+                        }
+                    });
+                }
+                None => {
+                    to_ack.push((d.queue, d.entry_id));
+                    outcomes.push(Outcome::Skipped);
+                }
             }
         }
+        if let Err(e) = self.lane.ack_batch(&to_ack).await {
+            tracing::debug!(error = %e, "ack failed");
+        }
+        (claimed, outcomes)
+    }
+
+    /// Runs a claimed job to its recorded outcome and acks its entry. `hard_stop` fires when
+    /// shutdown gives up waiting: the handler is told, then the job is handed back.
+    ///
+    /// `slot` (the worker's concurrency permit) is released as soon as the handler returns, as
+    /// River's batch completer does: recording the outcome no longer occupies a handler slot,
+    /// and the completion queue is bounded, so back-pressure still reaches the fetch loop.
+    pub async fn run(
+        &self,
+        claimed: Claimed,
+        slot: Option<OwnedSemaphorePermit>,
+        hard_stop: &CancellationToken,
+    ) -> Outcome {
+        let Claimed { started, delivery } = claimed;
+        let entry = (delivery.queue, delivery.entry_id);
+        let (outcome, acked) = self.run_started(&started, &entry, slot, hard_stop).await;
+        if !acked {
+            if let Err(e) = self.lane.ack_batch(std::slice::from_ref(&entry)).await {
+                tracing::debug!(error = %e, "ack failed");
+            }
+        }
+        outcome
+    }
+
+    async fn run_started(
+        &self,
+        started: &job::Started,
+        entry: &(String, String),
+        slot: Option<OwnedSemaphorePermit>,
+        hard_stop: &CancellationToken,
+    ) -> (Outcome, bool) {
+        let pool = &self.services.pool;
+        let id = started.id;
         let Some(kind) = self.registry.get(&started.kind).cloned() else {
             let err = JobError::fatal(format!(
                 "no handler for kind {:?} in this worker",
                 started.kind
             ));
-            return self.finish(&started, Err(err), false, Instant::now()).await;
+            return (
+                self.finish(started, err, false, Instant::now()).await,
+                false,
+            );
         };
 
         let tracked = self.supervisor.track(id, started.attempt, hard_stop);
@@ -100,16 +181,17 @@ impl Runner {
                     _ => {
                         handle.abort();
                         drop(tracked);
-                        return match job::hand_back(pool, id, started.attempt).await {
+                        let outcome = match job::hand_back(pool, id, started.attempt).await {
                             Ok(_) => Outcome::HandedBack,
                             Err(e) => Outcome::LedgerError(e.to_string()),
                         };
+                        return (outcome, false);
                     }
                 }
             }
         };
+        drop(slot);
         let state = tracked.state.load(Ordering::SeqCst);
-        drop(tracked);
         let result = match joined {
             Ok(r) => r,
             Err(e) if e.is_panic() => Err(JobError::retryable(format!(
@@ -119,16 +201,41 @@ impl Runner {
             Err(e) => Err(JobError::retryable(format!("handler task failed: {e}"))),
         };
         if state == supervisor::LOST && result.is_err() {
-            return Outcome::Superseded;
+            return (Outcome::Superseded, false);
         }
-        self.finish(&started, result, state == supervisor::CANCEL_REQUESTED, t0)
-            .await
+        if let Ok(value) = result {
+            // Stop heartbeating first: the batch commits in milliseconds (far inside the lease),
+            // and a heartbeat touching rows the batch is finishing would only contend for locks.
+            drop(tracked);
+            let recorded = self
+                .completions
+                .succeed(id, value.clone(), Some(entry.clone()))
+                .await;
+            metrics::histogram!("keel_job_duration_seconds", "kind" => started.kind.clone(), "outcome" => "succeeded")
+                .record(t0.elapsed().as_secs_f64());
+            return match recorded {
+                Ok(true) => (Outcome::Succeeded(value), true),
+                Ok(false) => {
+                    tracing::info!(job_id = %id, "another attempt finished this job first; result discarded");
+                    (Outcome::Superseded, true)
+                }
+                Err(e) => (Outcome::LedgerError(e), false),
+            };
+        }
+        drop(tracked);
+        let Err(error) = result else {
+            unreachable!("successes returned above")
+        };
+        let outcome = self
+            .finish(started, error, state == supervisor::CANCEL_REQUESTED, t0)
+            .await;
+        (outcome, false)
     }
 
     async fn finish(
         &self,
         started: &job::Started,
-        result: Result<Value, JobError>,
+        error: JobError,
         cancel_requested: bool,
         t0: Instant,
     ) -> Outcome {
@@ -140,16 +247,12 @@ impl Runner {
             Ok(c) => c,
             Err(e) => return Outcome::LedgerError(e.to_string()),
         };
-        let (applied, outcome, label) = match result {
-            Ok(value) => {
-                let r = job::succeed(&mut conn, id, &value).await;
-                (r, Outcome::Succeeded(value), "succeeded")
-            }
-            Err(_) if cancel_requested => {
+        let (applied, outcome, label) = match error {
+            _ if cancel_requested => {
                 let r = job::mark_cancelled(&mut conn, id, attempt).await;
                 (r, Outcome::Cancelled, "cancelled")
             }
-            Err(JobError::Cancelled) => {
+            JobError::Cancelled => {
                 // Cancelled without a request (shutdown): give it back rather than lose it.
                 drop(conn);
                 return match job::hand_back(pool, id, attempt).await {
@@ -157,7 +260,7 @@ impl Runner {
                     Err(e) => Outcome::LedgerError(e.to_string()),
                 };
             }
-            Err(err @ JobError::Retryable { .. }) if attempt < started.max_attempts => {
+            err @ JobError::Retryable { .. } if attempt < started.max_attempts => {
                 let JobError::Retryable { retry_after, .. } = &err else {
                     unreachable!()
                 };
@@ -173,7 +276,7 @@ impl Runner {
                     "retry",
                 )
             }
-            Err(err) => {
+            err => {
                 let mut json = err.to_json(attempt);
                 if matches!(err, JobError::Retryable { .. }) {
                     json["message"] = Value::String(format!(

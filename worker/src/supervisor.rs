@@ -4,7 +4,7 @@
 //! per job), and its answer doubles as the cancel signal: a job whose row has a cancel request
 //! gets its token fired; a job missing from the answer was taken over by another worker after
 //! its lease expired, so this attempt's token fires too and its result will not be recorded
-//! (unless it is a success that lands first — see `keel_models::job::succeed`).
+//! (unless it is a success that lands first — see `keel_models::job::succeed_many`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -87,7 +87,10 @@ impl Supervisor {
     pub async fn beat(&self) {
         let (ids, attempts): (Vec<Uuid>, Vec<i32>) = {
             let jobs = self.jobs.lock().unwrap();
-            jobs.iter().map(|(id, e)| (*id, e.attempt)).unzip()
+            let mut pairs: Vec<(Uuid, i32)> = jobs.iter().map(|(id, e)| (*id, e.attempt)).collect();
+            // Lock rows in id order, as the completion batches do.
+            pairs.sort_unstable();
+            pairs.into_iter().unzip()
         };
         if ids.is_empty() {
             return;
