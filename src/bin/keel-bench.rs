@@ -113,14 +113,15 @@ async fn enqueue_durable(k: &Keel, n: u64, ts: Option<u128>) {
         max_attempts: None,
     };
     let new = enqueue::prepare(&k.registry, &k.services, None, submit).expect("valid");
-    let mut tx = k.pool.begin().await.expect("begin");
-    let job = match keel_models::job::insert(&mut tx, &new)
+    // As `POST /api/jobs` does: one autocommitted INSERT, durable when it returns.
+    let mut conn = k.pool.acquire().await.expect("connection");
+    let job = match keel_models::job::insert(&mut conn, &new)
         .await
         .expect("insert")
     {
         keel_models::job::Inserted::New(j) | keel_models::job::Inserted::Existing(j) => j,
     };
-    tx.commit().await.expect("commit");
+    drop(conn);
     enqueue::dispatch_after_commit(&k.lane, &k.pool, &job).await;
 }
 
