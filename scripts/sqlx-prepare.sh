@@ -7,8 +7,11 @@ db=keel_sqlx_prepare
 url="postgres://postgres@127.0.0.1:5432/$db"
 psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 for f in migrations/*.sql; do psql -h 127.0.0.1 -U postgres -d "$db" -q -v ON_ERROR_STOP=1 -f "$f"; done
-rm -rf .sqlx && mkdir .sqlx
+# Write into a fresh folder and swap it in only when the check succeeded, so a failed run never
+# leaves .sqlx/ empty.
+tmp=$(mktemp -d "$PWD/.sqlx-new.XXXX")
+trap 'rm -rf "$tmp"; psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true' EXIT
 touch models/src/*.rs
-SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$PWD/.sqlx" DATABASE_URL="$url" cargo check -p keel-models --all-targets
-psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE $db"
+SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$tmp" DATABASE_URL="$url" cargo check -p keel-models --all-targets
+rm -rf .sqlx && mv "$tmp" .sqlx
 echo "wrote $(ls .sqlx | wc -l) query files to .sqlx/"

@@ -28,8 +28,12 @@ pub enum Command {
         #[arg(long)]
         concurrency: Option<usize>,
     },
-    /// The scheduler.
-    Scheduler,
+    /// The scheduler (run as many replicas as you like: each tick enqueues one job), or, with
+    /// a subcommand, inspect or trigger its tasks.
+    Scheduler {
+        #[command(subcommand)]
+        command: Option<SchedulerCommand>,
+    },
     /// Create the database if missing and apply migrations.
     Migrate,
     /// Tenant administration.
@@ -45,6 +49,18 @@ pub enum TenantCommand {
     Create {
         #[arg(long)]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SchedulerCommand {
+    /// Every task with its schedule (UTC), next run, last tick and that tick's job status.
+    List,
+    /// Enqueue one run of TASK now (recorded as the task's tick for this second); prints the
+    /// job id. Workers run it.
+    RunOnce {
+        /// The task's name, as `keel scheduler list` shows it.
+        task: String,
     },
 }
 
@@ -133,13 +149,33 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             keel.worker(config).run_until_stopped(shutdown).await;
             Ok(())
         }
-        Command::Scheduler => {
+        Command::Scheduler { command: None } => {
             settings.warn_dev_defaults();
             let keel = Keel::connect(settings, false).await?;
             let shutdown = shutdown_on_signals();
-            keel_scheduler::Scheduler::new(keel.pool.clone(), keel.lane.clone())
-                .run_until_stopped(shutdown)
-                .await;
+            keel.scheduler().run_until_stopped(shutdown).await;
+            Ok(())
+        }
+        Command::Scheduler {
+            command: Some(SchedulerCommand::List),
+        } => {
+            let keel = Keel::connect(settings, false).await?;
+            let scheduler = keel.scheduler();
+            let tasks = scheduler.list(scheduler.now()).await?;
+            print!("{}", format_task_list(&tasks));
+            Ok(())
+        }
+        Command::Scheduler {
+            command: Some(SchedulerCommand::RunOnce { task }),
+        } => {
+            let keel = Keel::connect(settings, false).await?;
+            let scheduler = keel.scheduler();
+            match scheduler.run_once(&task, scheduler.now()).await? {
+                Some(job) => println!("enqueued {} job {} for task {task}", job.kind, job.id),
+                None => anyhow::bail!(
+                    "task {task} already has a run recorded for this second; try again"
+                ),
+            }
             Ok(())
         }
         Command::Up => {
@@ -149,7 +185,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             let api = keel.api().await?;
             let addr = api.local_addr();
             let worker = keel.worker(keel.settings.worker_config());
-            let scheduler = keel_scheduler::Scheduler::new(keel.pool.clone(), keel.lane.clone());
+            let scheduler = keel.scheduler();
             tracing::info!(%addr, "keel is up: API, worker and scheduler in one process");
             let (a, _, _) = tokio::join!(
                 api.run_until_stopped(shutdown.clone()),
@@ -160,4 +196,51 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `keel scheduler list` as an aligned table, one task per line.
+pub fn format_task_list(tasks: &[keel_scheduler::TaskStatus]) -> String {
+    use chrono::SecondsFormat;
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut rows = vec![[
+        "TASK".to_string(),
+        "SCHEDULE (UTC)".into(),
+        "CATCH-UP".into(),
+        "NEXT RUN".into(),
+        "LAST TICK".into(),
+        "LAST JOB".into(),
+    ]];
+    for t in tasks {
+        let job = match (t.last_job_id, t.last_job_status) {
+            (Some(id), Some(status)) => format!("{id} {}", status.as_str()),
+            // The tick's job finished long ago and housekeeping deleted it.
+            _ if t.last_tick.is_some() => "(deleted)".into(),
+            _ => "-".into(),
+        };
+        rows.push([
+            t.name.to_string(),
+            t.cron.clone(),
+            t.catch_up.as_str().into(),
+            time(t.next_run),
+            time(t.last_tick),
+            job,
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }

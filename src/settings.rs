@@ -46,6 +46,9 @@ pub struct Settings {
     pub redispatch_after_ms: u64,
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
+    /// Finished jobs (succeeded, dead, cancelled) are deleted by the daily housekeeping task
+    /// this many days after they finished, so the ledger stays the size of recent work.
+    pub job_retention_days: u32,
 }
 
 impl Default for Settings {
@@ -73,6 +76,7 @@ impl Default for Settings {
             redispatch_after_ms: w.redispatch_after.as_millis() as u64,
             backoff_base_ms: w.backoff.base.as_millis() as u64,
             backoff_cap_ms: w.backoff.cap.as_millis() as u64,
+            job_retention_days: 14,
         }
     }
 }
@@ -128,6 +132,9 @@ impl Settings {
         if self.worker_heartbeat_ms * 2 > self.worker_lease_ms {
             anyhow::bail!("KEEL_WORKER_HEARTBEAT_MS must be at most half of KEEL_WORKER_LEASE_MS");
         }
+        if !keel_jobs::kinds::housekeeping::RETENTION_DAYS.contains(&self.job_retention_days) {
+            anyhow::bail!("KEEL_JOB_RETENTION_DAYS must be between 1 and 3650");
+        }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
             anyhow::bail!("KEEL_REDIS_PREFIX must be non-empty without spaces");
         }
@@ -181,6 +188,13 @@ impl Settings {
             .unwrap_or(DEV_ENCRYPTION_KEY)
     }
 
+    /// What the scheduler's built-in tasks need.
+    pub fn task_settings(&self) -> keel_scheduler::TaskSettings {
+        keel_scheduler::TaskSettings {
+            job_retention_days: self.job_retention_days,
+        }
+    }
+
     pub fn worker_config(&self) -> WorkerConfig {
         WorkerConfig {
             queues: self.worker_queues.clone(),
@@ -230,6 +244,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("KEEL_WORKER_CONCURRENCY"));
+        for days in [0, 3651] {
+            let s = Settings {
+                job_retention_days: days,
+                ..Settings::default()
+            };
+            assert!(s
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("KEEL_JOB_RETENTION_DAYS"));
+        }
         let s = Settings {
             encryption_key: Some(SecretString::from("short")),
             ..Settings::default()

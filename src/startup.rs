@@ -8,6 +8,7 @@ use keel_jobs::net::NetPolicy;
 use keel_jobs::{Registry, Services};
 use keel_models::crypto::SecretBox;
 use keel_models::PgPool;
+use keel_scheduler::Scheduler;
 use keel_worker::{Worker, WorkerConfig};
 
 use crate::settings::Settings;
@@ -76,6 +77,17 @@ impl Keel {
             metrics: keel_api::metrics::handle(),
         };
         Application::build(self.settings.api_addr, state).await
+    }
+
+    /// The scheduler with Keel's built-in tasks, on the system clock.
+    pub fn scheduler(&self) -> Scheduler {
+        Scheduler::new(
+            self.pool.clone(),
+            self.lane.clone(),
+            self.registry.clone(),
+            keel_scheduler::default_tasks(&self.settings.task_settings()),
+            keel_scheduler::system_clock(),
+        )
     }
 
     pub fn worker(&self, config: WorkerConfig) -> Worker {

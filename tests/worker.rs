@@ -52,13 +52,7 @@ async fn retryable_errors_retry_up_to_max_attempts_then_dead_and_retry_brings_it
         .respond_with(ResponseTemplate::new(204))
         .mount(&server)
         .await;
-    let resp = env
-        .http
-        .post(env.url(&format!("/api/jobs/{id}/retry")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let resp = env.post(&key, &format!("/api/jobs/{id}/retry")).await;
     assert_eq!(resp.status(), 200);
     let job = env.wait_status(id, JobStatus::Succeeded, secs(10)).await;
     assert_eq!(job.attempt, 1);
@@ -248,13 +242,7 @@ async fn cancel_before_start_means_it_never_runs() {
     let mut body = webhook(&server.uri(), json!({}));
     body["run_at"] = json!((chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339());
     let id = env.submit_ok(&key, body).await;
-    let resp = env
-        .http
-        .post(env.url(&format!("/api/jobs/{id}/cancel")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let resp = env.post(&key, &format!("/api/jobs/{id}/cancel")).await;
     assert_eq!(resp.status(), 200);
     // Past its run_at, with a worker and relay running, it still never starts.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -277,13 +265,7 @@ async fn cancel_while_running_tells_the_handler_and_ends_cancelled() {
     let id = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
     env.wait_status(id, JobStatus::Running, secs(10)).await;
     let t0 = std::time::Instant::now();
-    let resp = env
-        .http
-        .post(env.url(&format!("/api/jobs/{id}/cancel")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let resp = env.post(&key, &format!("/api/jobs/{id}/cancel")).await;
     assert_eq!(resp.status(), 202);
     let job = env.wait_status(id, JobStatus::Cancelled, secs(10)).await;
     assert!(

@@ -45,6 +45,10 @@ pub enum SubmitError {
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// Validates a submit and builds the row to insert. Nothing is written.
+///
+/// A tenant's submit (`tenant_id` is `Some`) of an internal kind ([`crate::Job::INTERNAL`]) is
+/// refused exactly like an unknown kind, so tenants can neither run nor discover Keel's own
+/// maintenance kinds; `known` lists public kinds only.
 pub fn prepare(
     registry: &Registry,
     services: &Services,
@@ -53,9 +57,10 @@ pub fn prepare(
 ) -> Result<NewJob, SubmitError> {
     let kind = registry
         .get(&submit.kind)
+        .filter(|k| tenant_id.is_none() || !k.internal())
         .ok_or_else(|| SubmitError::UnknownKind {
             kind: submit.kind.clone(),
-            known: registry.names(),
+            known: registry.public_names(),
         })?;
     let args = if submit.args.is_null() {
         Value::Object(Default::default())

@@ -39,6 +39,10 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     const QUEUE: &'static str = "default";
     /// Attempts before the job goes `dead` (a submit may ask for fewer or more, up to 1000).
     const MAX_ATTEMPTS: i32 = 10;
+    /// Internal kinds are enqueued by Keel itself (the scheduler), never by tenants: a tenant's
+    /// submit of one is refused exactly like an unknown kind, and they are not listed to tenants.
+    /// They run with no tenant, so they may touch every tenant's rows (e.g. housekeeping).
+    const INTERNAL: bool = false;
 
     /// Checks beyond the shape serde enforces; runs at submit so bad input gets a 422.
     fn validate(&self, _services: &Services) -> Result<(), ArgsError> {

@@ -8,7 +8,8 @@
 //! - [`lane`]: the Redis fast lane (Streams + a consumer group) that carries job ids.
 //! - [`enqueue`]: turning a submit request into a ledger row, and the post-commit push.
 //! - [`net`]: the outbound HTTP client with its SSRF guard.
-//! - [`kinds`]: the built-in kinds (`noop`, `webhook.deliver`).
+//! - [`kinds`]: the built-in kinds (`noop`, `webhook.deliver`, and the internal
+//!   `keel.housekeeping`).
 #![forbid(unsafe_code)]
 
 pub mod backoff;
@@ -29,5 +30,6 @@ pub fn builtin_registry() -> Registry {
     Registry::new()
         .register::<kinds::noop::Noop>()
         .and_then(|r| r.register::<kinds::webhook::WebhookDeliver>())
+        .and_then(|r| r.register::<kinds::housekeeping::Housekeeping>())
         .expect("built-in kinds have distinct names")
 }

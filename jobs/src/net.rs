@@ -8,7 +8,7 @@
 //! are not followed (a redirect could point anywhere).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -25,35 +25,51 @@ pub struct NetPolicy {
 #[error("destination {0} is not allowed (loopback, private, link-local or metadata address)")]
 pub struct BlockedAddress(pub String);
 
+/// IPv4 ranges tenant URLs must not reach: this-network, private, CGNAT, loopback, link-local
+/// (cloud metadata), IETF protocol assignments, benchmarking, multicast and reserved.
+static V4_BLOCKED: LazyLock<Vec<Ipv4Net>> = LazyLock::new(|| {
+    [
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "224.0.0.0/3",
+    ]
+    .iter()
+    .map(|n| n.parse().expect("static network"))
+    .collect()
+});
+
+/// IPv6: unspecified, loopback, NAT64, unique-local (incl. fd00:ec2::254 metadata), link-local,
+/// multicast. IPv4-mapped addresses are checked as IPv4.
+static V6_BLOCKED: LazyLock<Vec<Ipv6Net>> = LazyLock::new(|| {
+    [
+        "::/128",
+        "::1/128",
+        "64:ff9b::/96",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+    ]
+    .iter()
+    .map(|n| n.parse().expect("static network"))
+    .collect()
+});
+
 fn v4_blocked(ip: Ipv4Addr) -> bool {
-    let nets: [Ipv4Net; 10] = [
-        "0.0.0.0/8".parse().unwrap(),
-        "10.0.0.0/8".parse().unwrap(),
-        "100.64.0.0/10".parse().unwrap(),
-        "127.0.0.0/8".parse().unwrap(),
-        "169.254.0.0/16".parse().unwrap(),
-        "172.16.0.0/12".parse().unwrap(),
-        "192.0.0.0/24".parse().unwrap(),
-        "192.168.0.0/16".parse().unwrap(),
-        "198.18.0.0/15".parse().unwrap(),
-        "224.0.0.0/3".parse().unwrap(),
-    ];
-    nets.iter().any(|n| n.contains(&ip))
+    V4_BLOCKED.iter().any(|n| n.contains(&ip))
 }
 
 fn v6_blocked(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return v4_blocked(v4);
+    match ip.to_ipv4_mapped() {
+        Some(v4) => v4_blocked(v4),
+        None => V6_BLOCKED.iter().any(|n| n.contains(&ip)),
     }
-    let nets: [Ipv6Net; 6] = [
-        "::/128".parse().unwrap(),
-        "::1/128".parse().unwrap(),
-        "64:ff9b::/96".parse().unwrap(),
-        "fc00::/7".parse().unwrap(),
-        "fe80::/10".parse().unwrap(),
-        "ff00::/8".parse().unwrap(),
-    ];
-    nets.iter().any(|n| n.contains(&ip))
 }
 
 /// Whether `ip` is an internal address that tenant-chosen URLs must not reach.

@@ -22,6 +22,12 @@ pub trait ErasedKind: Send + Sync {
     fn name(&self) -> &'static str;
     fn queue(&self) -> &'static str;
     fn max_attempts(&self) -> i32;
+    /// See [`Job::INTERNAL`]: only Keel itself enqueues this kind.
+    fn internal(&self) -> bool;
+    /// Parses args as the kind's type only (errors carry the field path), without the kind's
+    /// `validate`, which may need [`Services`]. For producers inside Keel (the scheduler) that
+    /// build args themselves and want a shape error at enqueue rather than a dead job later.
+    fn check_shape(&self, args: &Value) -> Result<(), ArgsError>;
     /// Parses args as the kind's type (errors carry the field path) and runs its validation.
     fn check(&self, args: &Value, services: &Services) -> Result<(), ArgsError>;
     fn run(&self, args: Value, ctx: JobContext) -> BoxFuture<'static, Result<Value, JobError>>;
@@ -53,6 +59,12 @@ impl<J: Job> ErasedKind for Kind<J> {
     }
     fn max_attempts(&self) -> i32 {
         J::MAX_ATTEMPTS
+    }
+    fn internal(&self) -> bool {
+        J::INTERNAL
+    }
+    fn check_shape(&self, args: &Value) -> Result<(), ArgsError> {
+        parse::<J>(args).map(|_| ())
     }
     fn check(&self, args: &Value, services: &Services) -> Result<(), ArgsError> {
         parse::<J>(args)?.validate(services)
@@ -97,9 +109,19 @@ impl Registry {
         self.kinds.get(name)
     }
 
-    /// Sorted names, e.g. for the "unknown kind" error.
+    /// Sorted names of every kind, internal ones included (what a worker can run).
     pub fn names(&self) -> Vec<&'static str> {
         self.kinds.keys().copied().collect()
+    }
+
+    /// Sorted names of the kinds tenants may submit, e.g. for the "unknown kind" error: internal
+    /// kinds are not advertised to tenants.
+    pub fn public_names(&self) -> Vec<&'static str> {
+        self.kinds
+            .iter()
+            .filter(|(_, k)| !k.internal())
+            .map(|(name, _)| *name)
+            .collect()
     }
 
     /// Distinct queues of all kinds, sorted.
@@ -130,7 +152,11 @@ mod tests {
     #[test]
     fn builtin_kinds_are_listed_sorted() {
         let r = crate::builtin_registry();
-        assert_eq!(r.names(), vec!["noop", "webhook.deliver"]);
+        assert_eq!(
+            r.names(),
+            vec!["keel.housekeeping", "noop", "webhook.deliver"]
+        );
+        assert_eq!(r.public_names(), vec!["noop", "webhook.deliver"]);
         assert_eq!(r.queues(), vec!["default"]);
     }
 }

@@ -56,15 +56,7 @@ fn options(url: &str) -> Result<PgConnectOptions, DbError> {
 /// Creates the database named in `url` if it does not exist yet (connecting to the server's
 /// `postgres` database to do so). `keel up` calls this so a fresh machine needs no setup.
 pub async fn create_database_if_missing(url: &str) -> Result<(), DbError> {
-    let opts = options(url)?;
-    let name = opts.get_database().unwrap_or("postgres").to_string();
-    let admin = opts.clone().database("postgres");
-    let mut conn = sqlx::PgConnection::connect_with(&admin)
-        .await
-        .map_err(|source| DbError::Unreachable {
-            url: redact_url(url),
-            source,
-        })?;
+    let (mut conn, name) = server_connection(url).await?;
     let exists: bool = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
         name
@@ -72,9 +64,7 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), DbError> {
     .fetch_one(&mut conn)
     .await?;
     if !exists {
-        // Identifiers cannot be bound as parameters; quote it as Postgres does.
-        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        match sqlx::query(&format!("CREATE DATABASE {quoted}"))
+        match sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&name)))
             .execute(&mut conn)
             .await
         {
@@ -88,21 +78,33 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Drops a database (tests use one database each and drop it at the end).
-pub async fn drop_database(url: &str) -> Result<(), DbError> {
+/// A connection to the server's `postgres` database, and the database name `url` points at.
+async fn server_connection(url: &str) -> Result<(sqlx::PgConnection, String), DbError> {
     let opts = options(url)?;
     let name = opts.get_database().unwrap_or("postgres").to_string();
-    let admin = opts.database("postgres");
-    let mut conn = sqlx::PgConnection::connect_with(&admin)
+    let conn = sqlx::PgConnection::connect_with(&opts.database("postgres"))
         .await
         .map_err(|source| DbError::Unreachable {
             url: redact_url(url),
             source,
         })?;
-    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await?;
+    Ok((conn, name))
+}
+
+/// Identifiers cannot be bound as parameters; quote one as Postgres does.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Drops a database (tests use one database each and drop it at the end).
+pub async fn drop_database(url: &str) -> Result<(), DbError> {
+    let (mut conn, name) = server_connection(url).await?;
+    sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote_ident(&name)
+    ))
+    .execute(&mut conn)
+    .await?;
     Ok(())
 }
 

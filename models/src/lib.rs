@@ -8,11 +8,13 @@
 //! - [`crypto`]: API-key hashing and AES-256-GCM encryption of secrets at rest.
 //! - [`tenant`]: tenants and their API keys.
 //! - [`job`]: the job ledger — insert, guarded state transitions, relay queries, listings.
+//! - [`schedule`]: the scheduler's exactly-once tick records, and pruning of old finished jobs.
 #![forbid(unsafe_code)]
 
 pub mod crypto;
 pub mod db;
 pub mod job;
+pub mod schedule;
 pub mod tenant;
 
 pub use sqlx::{PgConnection, PgPool, Postgres, Transaction};

@@ -223,6 +223,16 @@ impl TestEnv {
         body["id"].as_str().unwrap().parse().unwrap()
     }
 
+    /// `POST` with the tenant's key and no body (cancel, retry, …).
+    pub async fn post(&self, key: &str, path: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn job(&self, id: Uuid) -> Job {
         keel_models::job::get(&self.keel.pool, id)
             .await

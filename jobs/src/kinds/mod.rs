@@ -1,4 +1,5 @@
 //! Built-in job kinds.
 
+pub mod housekeeping;
 pub mod noop;
 pub mod webhook;

@@ -1,0 +1,708 @@
+//! [`JiraClient`]: authenticated, rate-limit-aware access to Jira Cloud.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::{Method, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use crate::config::JiraConfig;
+use crate::error::JiraError;
+use crate::types::{
+    AgileIssuePage, Changelog, ChangelogPage, Comment, CommentPage, History, JiraIssue, JiraUser,
+    SearchPage, Sprint, SprintPage,
+};
+
+/// Fields requested for issues unless the caller asks for others: what
+/// [`crate::to_snapshot`] reads, plus the configured story-points field.
+pub const SNAPSHOT_FIELDS: &[&str] = &[
+    "summary",
+    "status",
+    "priority",
+    "assignee",
+    "reporter",
+    "created",
+    "updated",
+    "resolutiondate",
+    "duedate",
+    "issuelinks",
+    "comment",
+    "project",
+    "issuetype",
+    "labels",
+];
+
+/// A Jira Cloud client for one tenant's connection (site + account).
+///
+/// Cheap to clone; clones share the HTTP connection pool *and* the
+/// concurrency cap, so hand clones to parallel tasks rather than building
+/// new clients. All calls authenticate with HTTP Basic `email:api_token`,
+/// which is what Jira Cloud expects for API tokens.
+///
+/// Retries: 429/503 answers with a `Retry-After` of at most
+/// [`JiraConfig::inline_retry_max_wait`] are retried once in the client;
+/// everything else is returned as a [`JiraError`] whose
+/// [`is_retryable`](JiraError::is_retryable) /
+/// [`retry_after`](JiraError::retry_after) drive the job layer's backoff.
+#[derive(Clone)]
+pub struct JiraClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// Site root, e.g. `https://acme.atlassian.net`, no trailing slash.
+    base: Url,
+    email: String,
+    /// `Basic base64(email:token)`, marked sensitive so that reqwest/http
+    /// never print it. The raw token is not kept.
+    auth: HeaderValue,
+    config: JiraConfig,
+    permits: Semaphore,
+}
+
+impl fmt::Debug for JiraClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JiraClient")
+            .field("base_url", &self.inner.base.as_str())
+            .field("email", &self.inner.email)
+            .field("api_token", &"[redacted]")
+            .field("config", &self.inner.config)
+            .field("available_permits", &self.inner.permits.available_permits())
+            .finish()
+    }
+}
+
+impl JiraClient {
+    /// Builds a client for `base_url` (e.g. `https://acme.atlassian.net`).
+    ///
+    /// Fails with [`JiraError::Invalid`] for a bad configuration, a base URL
+    /// that is not `https://` (unless [`JiraConfig::allow_insecure_http`]),
+    /// carries credentials, a query or a fragment, or blank credentials.
+    pub fn new(
+        base_url: &str,
+        email: impl Into<String>,
+        api_token: SecretString,
+        config: JiraConfig,
+    ) -> Result<Self, JiraError> {
+        config.validate().map_err(JiraError::Invalid)?;
+        let base = parse_base_url(base_url, config.allow_insecure_http)?;
+        let email = email.into().trim().to_string();
+        if email.is_empty() {
+            return Err(JiraError::Invalid("the Jira account email is empty".into()));
+        }
+        let token = api_token.expose_secret().trim();
+        if token.is_empty() {
+            return Err(JiraError::Invalid("the Jira API token is empty".into()));
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{email}:{token}"));
+        let mut auth = HeaderValue::from_str(&format!("Basic {encoded}"))
+            .map_err(|_| JiraError::Invalid("the Jira email contains invalid characters".into()))?;
+        auth.set_sensitive(true);
+
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            // A redirect could carry the Basic credentials elsewhere; report
+            // it instead (see JiraError::Redirected).
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(config.user_agent.clone())
+            .build()
+            .map_err(|e| JiraError::Invalid(format!("cannot build the HTTP client: {e}")))?;
+        let permits = Semaphore::new(config.max_concurrency);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                email,
+                auth,
+                config,
+                permits,
+            }),
+        })
+    }
+
+    /// The site root this client talks to.
+    pub fn base_url(&self) -> &str {
+        self.inner.base.as_str()
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &JiraConfig {
+        &self.inner.config
+    }
+
+    /// Fields requested by [`issue`](Self::issue) and
+    /// [`sprint_issues`](Self::sprint_issues), and by
+    /// [`search_jql`](Self::search_jql) when given no fields.
+    pub fn snapshot_fields(&self) -> Vec<String> {
+        let mut f: Vec<String> = SNAPSHOT_FIELDS.iter().map(|s| s.to_string()).collect();
+        f.push(self.inner.config.story_points_field.trim().to_string());
+        f
+    }
+
+    /// `GET /rest/api/3/myself`: who the credentials belong to. Use it to
+    /// validate a new or edited connection (a 401 becomes the fatal
+    /// "Jira rejected the credentials" error).
+    pub async fn myself(&self) -> Result<JiraUser, JiraError> {
+        let url = self.url(&["rest", "api", "3", "myself"], &[]);
+        self.get(url, "current user").await
+    }
+
+    /// `GET /rest/api/3/issue/{key}?expand=changelog&fields=…`, then
+    /// completes the changelog and comments when Jira embedded only part of
+    /// them (see [`complete_issue`](Self::complete_issue)). The result holds
+    /// every changelog entry and every comment, oldest first.
+    pub async fn issue(&self, key: &str) -> Result<JiraIssue, JiraError> {
+        validate_key(key)?;
+        let url = self.url(
+            &["rest", "api", "3", "issue", key],
+            &[
+                ("expand", "changelog".to_string()),
+                ("fields", self.snapshot_fields().join(",")),
+            ],
+        );
+        let mut issue: JiraIssue = self.get(url, &format!("issue {key}")).await?;
+        self.complete_issue(&mut issue).await?;
+        Ok(issue)
+    }
+
+    /// Fills in the changelog and comments of an issue from their paged
+    /// endpoints when they are missing or partial (`total` larger than what
+    /// was embedded). Useful after [`search_jql`](Self::search_jql) or
+    /// [`sprint_issues`](Self::sprint_issues), whose issues carry no
+    /// changelog.
+    ///
+    /// The paged endpoints are read from the start and merged with the
+    /// embedded entries by id, rather than continuing after the embedded
+    /// ones: Jira does not document which slice it embeds (it has differed
+    /// between "first N" and "latest N"), so this is correct either way at
+    /// the cost of re-reading at most one page.
+    pub async fn complete_issue(&self, issue: &mut JiraIssue) -> Result<(), JiraError> {
+        validate_key(&issue.key)?;
+        let changelog_done = issue.changelog.as_ref().is_some_and(|c| !c.is_partial());
+        if !changelog_done {
+            let fetched = self.issue_changelog(&issue.key).await?;
+            let embedded = issue
+                .changelog
+                .take()
+                .map(|c| c.histories)
+                .unwrap_or_default();
+            let mut all = merge_by_id(embedded, fetched, |h: &History| h.id.clone());
+            all.sort_by_key(|h| h.created);
+            let n = all.len() as u64;
+            issue.changelog = Some(Changelog {
+                start_at: 0,
+                max_results: Some(n),
+                total: Some(n),
+                histories: all,
+            });
+        }
+        let comments_done = issue
+            .fields
+            .comment
+            .as_ref()
+            .is_some_and(|c| !c.is_partial());
+        if !comments_done {
+            let fetched = self.issue_comments(&issue.key).await?;
+            let embedded = issue
+                .fields
+                .comment
+                .take()
+                .map(|c| c.comments)
+                .unwrap_or_default();
+            let mut all = merge_by_id(embedded, fetched, |c: &Comment| c.id.clone());
+            all.sort_by_key(|c| c.created);
+            let n = all.len() as u64;
+            issue.fields.comment = Some(CommentPage {
+                start_at: 0,
+                max_results: Some(n),
+                total: Some(n),
+                comments: all,
+            });
+        }
+        Ok(())
+    }
+
+    /// Every changelog entry of an issue, oldest first:
+    /// `GET /rest/api/3/issue/{key}/changelog?startAt=&maxResults=`, all pages.
+    pub async fn issue_changelog(&self, key: &str) -> Result<Vec<History>, JiraError> {
+        validate_key(key)?;
+        let what = format!("issue {key}");
+        self.offset_pages(
+            &what,
+            |start, size| {
+                self.url(
+                    &["rest", "api", "3", "issue", key, "changelog"],
+                    &[
+                        ("startAt", start.to_string()),
+                        ("maxResults", size.to_string()),
+                    ],
+                )
+            },
+            |p: ChangelogPage| (p.values, p.total, p.is_last),
+        )
+        .await
+    }
+
+    /// Every comment of an issue, oldest first:
+    /// `GET /rest/api/3/issue/{key}/comment?startAt=&maxResults=&orderBy=created`.
+    pub async fn issue_comments(&self, key: &str) -> Result<Vec<Comment>, JiraError> {
+        validate_key(key)?;
+        let what = format!("issue {key}");
+        self.offset_pages(
+            &what,
+            |start, size| {
+                self.url(
+                    &["rest", "api", "3", "issue", key, "comment"],
+                    &[
+                        ("startAt", start.to_string()),
+                        ("maxResults", size.to_string()),
+                        ("orderBy", "created".to_string()),
+                    ],
+                )
+            },
+            |p: CommentPage| (p.comments, p.total, None),
+        )
+        .await
+    }
+
+    /// `POST /rest/api/3/search/jql`: every issue matching `jql`, following
+    /// `nextPageToken` until `isLast` (or no token). An empty `fields` means
+    /// [`snapshot_fields`](Self::snapshot_fields). Issues carry no
+    /// changelog; use [`complete_issue`](Self::complete_issue) or
+    /// [`issue`](Self::issue) per issue when it is needed.
+    pub async fn search_jql(
+        &self,
+        jql: &str,
+        fields: &[&str],
+    ) -> Result<Vec<JiraIssue>, JiraError> {
+        if jql.trim().is_empty() {
+            return Err(JiraError::Invalid("the JQL query is empty".into()));
+        }
+        let fields: Vec<String> = if fields.is_empty() {
+            self.snapshot_fields()
+        } else {
+            fields.iter().map(|s| s.to_string()).collect()
+        };
+        let url = self.url(&["rest", "api", "3", "search", "jql"], &[]);
+        let mut issues = Vec::new();
+        let mut token: Option<String> = None;
+        let mut seen_tokens = HashSet::new();
+        for _ in 0..self.inner.config.max_pages {
+            let mut body = json!({
+                "jql": jql,
+                "fields": fields,
+                "maxResults": self.inner.config.page_size,
+            });
+            if let Some(t) = &token {
+                body["nextPageToken"] = Value::String(t.clone());
+            }
+            let page: SearchPage = self
+                .send(Method::POST, url.clone(), Some(&body), "search results")
+                .await?;
+            issues.extend(page.issues);
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(next) if page.is_last != Some(true) => {
+                    if !seen_tokens.insert(next.clone()) {
+                        return Err(JiraError::Decode {
+                            endpoint: url.path().to_string(),
+                            message: "Jira repeated a nextPageToken; stopping to avoid a loop"
+                                .into(),
+                        });
+                    }
+                    token = Some(next);
+                }
+                _ => return Ok(issues),
+            }
+        }
+        Err(self.too_many_pages(&url))
+    }
+
+    /// `GET /rest/agile/1.0/sprint/{id}/issue`: every issue in a sprint
+    /// (with [`snapshot_fields`](Self::snapshot_fields)), following
+    /// `startAt`/`maxResults`/`total`.
+    pub async fn sprint_issues(&self, sprint_id: u64) -> Result<Vec<JiraIssue>, JiraError> {
+        let id = sprint_id.to_string();
+        let fields = self.snapshot_fields().join(",");
+        self.offset_pages(
+            &format!("sprint {sprint_id}"),
+            |start, size| {
+                self.url(
+                    &["rest", "agile", "1.0", "sprint", &id, "issue"],
+                    &[
+                        ("startAt", start.to_string()),
+                        ("maxResults", size.to_string()),
+                        ("fields", fields.clone()),
+                    ],
+                )
+            },
+            |p: AgileIssuePage| (p.issues, p.total, None),
+        )
+        .await
+    }
+
+    /// `GET /rest/agile/1.0/board/{id}/sprint?state=active`: the board's
+    /// active sprint, `None` when none is running. Boards with parallel
+    /// sprints enabled can have several; the first (as Jira orders them) is
+    /// returned.
+    pub async fn active_sprint(&self, board_id: u64) -> Result<Option<Sprint>, JiraError> {
+        let id = board_id.to_string();
+        let url = self.url(
+            &["rest", "agile", "1.0", "board", &id, "sprint"],
+            &[("state", "active".to_string())],
+        );
+        let page: SprintPage = self.get(url, &format!("board {board_id}")).await?;
+        if page.values.len() > 1 {
+            tracing::debug!(
+                board_id,
+                active = page.values.len(),
+                "several active sprints; using the first"
+            );
+        }
+        Ok(page.values.into_iter().next())
+    }
+
+    /// `GET /rest/agile/1.0/sprint/{id}`.
+    pub async fn sprint(&self, sprint_id: u64) -> Result<Sprint, JiraError> {
+        let id = sprint_id.to_string();
+        let url = self.url(&["rest", "agile", "1.0", "sprint", &id], &[]);
+        self.get(url, &format!("sprint {sprint_id}")).await
+    }
+
+    // ---- plumbing -------------------------------------------------------
+
+    /// Base URL + percent-encoded path segments + query.
+    fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
+        let mut url = self.inner.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        if !query.is_empty() {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in query {
+                q.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    /// Collects an offset-paged collection (`startAt`/`maxResults`/`total`).
+    /// Advances by what the server actually returned (Jira may cap the page
+    /// size below what was asked) and stops on `isLast`, on reaching `total`,
+    /// or on an empty page.
+    async fn offset_pages<P, T>(
+        &self,
+        what: &str,
+        make_url: impl Fn(u64, u32) -> Url,
+        split: impl Fn(P) -> (Vec<T>, Option<u64>, Option<bool>),
+    ) -> Result<Vec<T>, JiraError>
+    where
+        P: DeserializeOwned,
+    {
+        let size = self.inner.config.page_size;
+        let mut out = Vec::new();
+        let mut start: u64 = 0;
+        for _ in 0..self.inner.config.max_pages {
+            let url = make_url(start, size);
+            let page: P = self.get(url, what).await?;
+            let (items, total, is_last) = split(page);
+            let n = items.len() as u64;
+            out.extend(items);
+            start += n;
+            let done = is_last == Some(true)
+                || n == 0
+                || total.map_or(is_last.is_none() && n < u64::from(size), |t| start >= t);
+            if done {
+                return Ok(out);
+            }
+        }
+        Err(self.too_many_pages(&make_url(start, size)))
+    }
+
+    fn too_many_pages(&self, url: &Url) -> JiraError {
+        JiraError::Decode {
+            endpoint: url.path().to_string(),
+            message: format!(
+                "more than {} pages; stopping (raise max_pages or narrow the query)",
+                self.inner.config.max_pages
+            ),
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, url: Url, what: &str) -> Result<T, JiraError> {
+        self.send(Method::GET, url, None, what).await
+    }
+
+    /// One logical call: a request, plus at most one in-client retry of a
+    /// short, server-announced wait (429/503 with a small `Retry-After`).
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<T, JiraError> {
+        let mut retried = false;
+        loop {
+            match self.send_once(method.clone(), &url, body, what).await {
+                Ok(bytes) => return decode(&bytes, &url),
+                Err(e) => match self.inline_wait(&e) {
+                    Some(wait) if !retried => {
+                        tracing::info!(
+                            path = url.path(),
+                            wait_ms = wait.as_millis() as u64,
+                            "jira asked to wait briefly; retrying once"
+                        );
+                        retried = true;
+                        // The concurrency slot is not held while sleeping.
+                        tokio::time::sleep(wait).await;
+                    }
+                    _ => return Err(e),
+                },
+            }
+        }
+    }
+
+    fn inline_wait(&self, e: &JiraError) -> Option<Duration> {
+        let max = self.inner.config.inline_retry_max_wait;
+        if max.is_zero() {
+            return None;
+        }
+        match e {
+            JiraError::RateLimited {
+                retry_after: Some(d),
+            }
+            | JiraError::Server {
+                status: 503,
+                retry_after: Some(d),
+                ..
+            } if *d <= max => Some(*d),
+            _ => None,
+        }
+    }
+
+    /// A single HTTP exchange, holding a concurrency slot from sending the
+    /// request until the body has been read. Returns the body of a 2xx.
+    async fn send_once(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<Vec<u8>, JiraError> {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| JiraError::Invalid("the Jira client was shut down".into()))?;
+        let started = Instant::now();
+        let mut req = self
+            .inner
+            .http
+            .request(method.clone(), url.clone())
+            .header(AUTHORIZATION, self.inner.auth.clone())
+            .header(ACCEPT, "application/json");
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let err = JiraError::transport(&e);
+                tracing::warn!(%method, path = url.path(), error = %err, "jira request failed");
+                return Err(err);
+            }
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = read_body(resp, self.inner.config.max_response_bytes, url).await?;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        if status.is_success() {
+            tracing::debug!(%method, path = url.path(), status = status.as_u16(), elapsed_ms, "jira request");
+            return Ok(bytes);
+        }
+        let err = JiraError::from_response(status, &headers, &bytes, what, chrono::Utc::now());
+        tracing::warn!(
+            %method,
+            path = url.path(),
+            status = status.as_u16(),
+            elapsed_ms,
+            retryable = err.is_retryable(),
+            error = %err,
+            "jira request rejected"
+        );
+        Err(err)
+    }
+}
+
+/// Reads a body, refusing more than `max` bytes.
+async fn read_body(
+    mut resp: reqwest::Response,
+    max: usize,
+    url: &Url,
+) -> Result<Vec<u8>, JiraError> {
+    let too_big = || JiraError::Decode {
+        endpoint: url.path().to_string(),
+        message: format!("response larger than {max} bytes"),
+    };
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_big());
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| JiraError::transport(&e))? {
+        if buf.len() + chunk.len() > max {
+            return Err(too_big());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+/// Deserializes with the JSON path of the first offending value in the
+/// error, so a schema surprise says *where* (e.g. `fields.created`).
+fn decode<T: DeserializeOwned>(bytes: &[u8], url: &Url) -> Result<T, JiraError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| JiraError::Decode {
+        endpoint: url.path().to_string(),
+        message: format!("{} (at {})", e.inner(), e.path()),
+    })
+}
+
+/// Keeps `first` in order, then appends the items of `second` whose id is new.
+fn merge_by_id<T>(first: Vec<T>, second: Vec<T>, id: impl Fn(&T) -> String) -> Vec<T> {
+    let mut seen: HashSet<String> = first.iter().map(&id).collect();
+    let mut out = first;
+    for item in second {
+        let key = id(&item);
+        if key.is_empty() || seen.insert(key) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// Issue keys (`ABC-123`) and ids (`10001`) only: anything else could walk
+/// out of the intended path.
+fn validate_key(key: &str) -> Result<(), JiraError> {
+    let ok = !key.is_empty()
+        && key.len() <= 255
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(JiraError::Invalid(format!(
+            "{:?} is not a Jira issue key",
+            crate::error::truncate(key, 40)
+        )))
+    }
+}
+
+fn parse_base_url(raw: &str, allow_http: bool) -> Result<Url, JiraError> {
+    let invalid = |why: &str| JiraError::Invalid(format!("Jira base URL {raw:?}: {why}"));
+    let mut url = Url::parse(raw.trim()).map_err(|e| invalid(&e.to_string()))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        "http" => return Err(invalid("must use https")),
+        _ => return Err(invalid("must be an https:// URL")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("must not contain credentials"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("must not have a query or fragment"));
+    }
+    let path = url.path().trim_end_matches('/').to_string();
+    url.set_path(&path);
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(base: &str) -> Result<JiraClient, JiraError> {
+        JiraClient::new(
+            base,
+            "mia@example.com",
+            SecretString::from("tok"),
+            JiraConfig::default(),
+        )
+    }
+
+    #[test]
+    fn base_url_rules() {
+        assert!(client("https://acme.atlassian.net/").is_ok());
+        assert!(client("http://acme.atlassian.net").is_err());
+        assert!(client("ftp://acme.atlassian.net").is_err());
+        assert!(client("https://u:p@acme.atlassian.net").is_err());
+        assert!(client("https://acme.atlassian.net?x=1").is_err());
+        assert!(client("not a url").is_err());
+    }
+
+    #[test]
+    fn urls_are_built_from_encoded_segments() {
+        let c = client("https://acme.atlassian.net/").unwrap();
+        let u = c.url(
+            &["rest", "api", "3", "issue", "ED-1"],
+            &[("fields", "a,b".into())],
+        );
+        assert_eq!(
+            u.as_str(),
+            "https://acme.atlassian.net/rest/api/3/issue/ED-1?fields=a%2Cb"
+        );
+        let c = client("https://proxy.example.com/jira/").unwrap();
+        assert_eq!(
+            c.url(&["rest", "api", "3", "myself"], &[]).as_str(),
+            "https://proxy.example.com/jira/rest/api/3/myself"
+        );
+    }
+
+    #[test]
+    fn keys_are_validated() {
+        assert!(validate_key("ABC-123").is_ok());
+        assert!(validate_key("10001").is_ok());
+        assert!(validate_key("../admin").is_err());
+        assert!(validate_key("A B").is_err());
+        assert!(validate_key("").is_err());
+    }
+
+    #[test]
+    fn merge_keeps_first_and_adds_new() {
+        let m = merge_by_id(vec![1, 2], vec![2, 3, 1, 4], |n| n.to_string());
+        assert_eq!(m, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn config_is_validated() {
+        let cfg = JiraConfig {
+            max_concurrency: 0,
+            ..JiraConfig::default()
+        };
+        assert!(
+            JiraClient::new("https://a.atlassian.net", "e", SecretString::from("t"), cfg).is_err()
+        );
+        assert!(client("https://a.atlassian.net").is_ok());
+        assert!(JiraClient::new(
+            "https://a.atlassian.net",
+            " ",
+            SecretString::from("t"),
+            JiraConfig::default()
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,434 @@
+//! The scheduler against the real Postgres and Redis, with simulated time: exactly one job per
+//! tick across racing replicas, catch-up after downtime, no replay of the past on first start,
+//! a broken task not blocking the others, housekeeping through a real worker, and the
+//! `keel scheduler` subcommands. No test sleeps through time: every "now" is handed in.
+
+mod support;
+
+use std::collections::HashSet;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration as Span, SecondsFormat, TimeZone, Utc};
+use keel_models::job::{JobStatus, NewJob};
+use keel_scheduler::{default_tasks, CatchUp, Scheduler, Task, TaskSettings, HOUSEKEEPING};
+use serde_json::{json, Value};
+use support::*;
+use uuid::Uuid;
+
+fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+}
+
+/// A task enqueuing a `noop` daily at 03:15:00 UTC, its args naming the task and the tick.
+fn daily(name: &'static str, catch_up: CatchUp) -> Task {
+    Task::new(name, "0 15 3 * * *", catch_up, move |tick| {
+        ("noop", json!({ "task": name, "tick": tick }))
+    })
+    .unwrap()
+}
+
+/// A scheduler on the env's database whose clock is stopped at `clock` (tests pass every
+/// `now` explicitly; the clock only serves `run_until_stopped` and the CLI).
+fn scheduler(env: &TestEnv, tasks: Vec<Task>, clock: DateTime<Utc>) -> Scheduler {
+    Scheduler::new(
+        env.keel.pool.clone(),
+        env.keel.lane.clone(),
+        env.keel.registry.clone(),
+        tasks,
+        Arc::new(move || clock),
+    )
+}
+
+async fn scalar(env: &TestEnv, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(&env.keel.pool)
+        .await
+        .unwrap()
+}
+
+async fn recorded_ticks(env: &TestEnv, task: &str) -> Vec<DateTime<Utc>> {
+    sqlx::query_scalar("SELECT tick FROM schedule_runs WHERE task = $1 ORDER BY tick")
+        .bind(task)
+        .fetch_all(&env.keel.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn three_replicas_over_120_days_enqueue_exactly_one_job_per_tick() {
+    let env = TestEnv::new().await;
+    // Three replicas, each with its own connection pool, as three processes would have.
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let pool = keel_models::db::connect(&env.keel.settings.database_url, 3)
+            .await
+            .unwrap();
+        replicas.push(Scheduler::new(
+            pool,
+            env.keel.lane.clone(),
+            env.keel.registry.clone(),
+            vec![daily("daily-report", CatchUp::All)],
+            keel_scheduler::system_clock(),
+        ));
+    }
+    let (a, b, c) = (&replicas[0], &replicas[1], &replicas[2]);
+    let start = at(2030, 1, 1, 0, 0, 0);
+    let mut enqueued = 0;
+    // Every 6 simulated hours for 120 days, the three replicas tick at the same instant.
+    for step in 0..=(120 * 4) {
+        let now = start + Span::hours(6 * step);
+        let (ra, rb, rc) = tokio::join!(a.tick_at(now), b.tick_at(now), c.tick_at(now));
+        enqueued += ra.unwrap() + rb.unwrap() + rc.unwrap();
+    }
+    assert_eq!(enqueued, 120, "jobs the replicas say they enqueued");
+
+    let ticks = recorded_ticks(&env, "daily-report").await;
+    let expected: Vec<_> = (0..120)
+        .map(|d| at(2030, 1, 1, 3, 15, 0) + Span::days(d))
+        .collect();
+    assert_eq!(ticks, expected, "one record per daily tick, none twice");
+    assert_eq!(
+        scalar(&env, "SELECT count(*) FROM jobs WHERE kind = 'noop'").await,
+        120
+    );
+    // Each tick's job is the one its record points at, built for that tick, keyed by it.
+    let rows: Vec<(DateTime<Utc>, Value, Option<String>)> = sqlx::query_as(
+        "SELECT r.tick, j.args, j.idempotency_key FROM schedule_runs r JOIN jobs j ON j.id = r.job_id",
+    )
+    .fetch_all(&env.keel.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 120);
+    let mut args_ticks = HashSet::new();
+    for (tick, args, key) in rows {
+        let tick_text = tick.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        assert_eq!(
+            args["tick"]
+                .as_str()
+                .map(|s| s.parse::<DateTime<Utc>>().unwrap()),
+            Some(tick)
+        );
+        assert_eq!(key, Some(format!("schedule:daily-report:{tick_text}")));
+        args_ticks.insert(tick);
+    }
+    assert_eq!(args_ticks.len(), 120);
+}
+
+#[tokio::test]
+async fn after_downtime_catch_up_all_enqueues_every_missed_tick_and_latest_only_the_newest() {
+    let env = TestEnv::new().await;
+    let t = at(2030, 3, 1, 3, 15, 0);
+    let s = scheduler(
+        &env,
+        vec![
+            daily("catch-all", CatchUp::All),
+            daily("catch-latest", CatchUp::Latest),
+        ],
+        t,
+    );
+    // Both ran at T (recorded like any tick), then no scheduler ran for five days.
+    for task in ["catch-all", "catch-latest"] {
+        let job = s.run_once(task, t).await.unwrap().expect("first run at T");
+        assert_eq!(job.kind, "noop");
+    }
+    let back = t + Span::days(5) + Span::hours(1);
+    assert_eq!(s.tick_at(back).await.unwrap(), 5 + 1);
+
+    let missed: Vec<_> = (0..=5).map(|d| t + Span::days(d)).collect();
+    assert_eq!(recorded_ticks(&env, "catch-all").await, missed);
+    assert_eq!(
+        recorded_ticks(&env, "catch-latest").await,
+        vec![t, t + Span::days(5)]
+    );
+    let jobs_for = |task: &'static str| {
+        let pool = env.keel.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Value>(
+                "SELECT args FROM jobs WHERE args->>'task' = $1 ORDER BY id",
+            )
+            .bind(task)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        jobs_for("catch-all").await.len(),
+        6,
+        "T plus one per missed day"
+    );
+    let latest = jobs_for("catch-latest").await;
+    assert_eq!(latest.len(), 2, "T plus only the newest missed tick");
+    assert_eq!(
+        latest[1]["tick"],
+        json!(t + Span::days(5)),
+        "the job is for the newest tick"
+    );
+    // Nothing more is due at the same instant.
+    assert_eq!(s.tick_at(back).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_first_start_enqueues_nothing_from_the_past() {
+    let env = TestEnv::new().await;
+    let tasks = || {
+        vec![
+            daily("daily-all", CatchUp::All),
+            daily("daily-latest", CatchUp::Latest),
+            Task::new("hourly", "0 0 * * * *", CatchUp::All, |tick| {
+                ("noop", json!({ "tick": tick }))
+            })
+            .unwrap(),
+        ]
+    };
+    let first_start = at(2030, 6, 1, 12, 0, 0);
+    let s = scheduler(&env, tasks(), first_start);
+    // Every daily and hourly tick since the epoch lies before now: none is replayed.
+    assert_eq!(s.tick_at(first_start).await.unwrap(), 0);
+    assert_eq!(scalar(&env, "SELECT count(*) FROM schedule_runs").await, 0);
+    assert_eq!(env.count_jobs().await, 0);
+
+    // From then on, ticks after the first start are due as usual.
+    let later = at(2030, 6, 2, 3, 15, 0);
+    let n = s.tick_at(later).await.unwrap();
+    // One tick of each daily task, and the hourly ticks 13:00 on June 1 to 03:00 on June 2.
+    assert_eq!(n, 2 + 15);
+    assert_eq!(
+        recorded_ticks(&env, "daily-all").await,
+        vec![at(2030, 6, 2, 3, 15, 0)]
+    );
+    let hourly = recorded_ticks(&env, "hourly").await;
+    assert_eq!(hourly.first(), Some(&(first_start + Span::hours(1))));
+    assert_eq!(hourly.last(), Some(&at(2030, 6, 2, 3, 0, 0)));
+}
+
+#[tokio::test]
+async fn a_task_that_fails_does_not_stop_the_other_tasks() {
+    let env = TestEnv::new().await;
+    let broken = Task::new("broken", "0 15 3 * * *", CatchUp::All, |_| {
+        ("no.such.kind", json!({}))
+    })
+    .unwrap();
+    let start = at(2030, 1, 1, 0, 0, 0);
+    // The broken task comes first, so the healthy one runs after a failure in the same pass.
+    let s = scheduler(&env, vec![broken, daily("healthy", CatchUp::All)], start);
+    assert_eq!(s.tick_at(start).await.unwrap(), 0);
+
+    let report = s.tick_report(start + Span::days(1)).await;
+    assert_eq!(report.enqueued, 1);
+    assert_eq!(report.failures.len(), 1);
+    let (task, error) = &report.failures[0];
+    assert_eq!(*task, "broken");
+    assert!(
+        error.to_string().contains("no.such.kind"),
+        "the error names the kind: {error}"
+    );
+    // tick_at reports the healthy task's job; the failure is logged, not fatal to the pass.
+    assert_eq!(s.tick_at(start + Span::days(2)).await.unwrap(), 1);
+    assert!(recorded_ticks(&env, "broken").await.is_empty());
+    assert_eq!(recorded_ticks(&env, "healthy").await.len(), 2);
+    assert_eq!(env.count_jobs().await, 2);
+    // A scheduler whose every task fails says so.
+    let only_broken = scheduler(
+        &env,
+        vec![Task::new("broken", "* * * * * *", CatchUp::All, |_| {
+            ("no.such.kind", json!({}))
+        })
+        .unwrap()],
+        start,
+    );
+    only_broken.tick_at(start).await.unwrap();
+    assert!(only_broken.tick_at(start + Span::seconds(5)).await.is_err());
+}
+
+/// Inserts a job row directly in a given state (queue `parked`, which no worker reads) and
+/// backdates its `finished_at`.
+async fn parked_job(env: &TestEnv, status: JobStatus, finished_days_ago: Option<i64>) -> Uuid {
+    let id = Uuid::now_v7();
+    let mut conn = env.keel.pool.acquire().await.unwrap();
+    let new = NewJob {
+        id,
+        tenant_id: None,
+        kind: "noop".into(),
+        queue: "parked".into(),
+        args: json!({}),
+        max_attempts: 3,
+        run_at: Some(Utc::now() + Span::days(365)),
+        idempotency_key: None,
+        dispatched: false,
+    };
+    keel_models::job::insert(&mut conn, &new).await.unwrap();
+    sqlx::query(
+        "UPDATE jobs SET status = $2, finished_at = now() - make_interval(days => $3::int),
+                         lease_until = CASE WHEN $2 = 'running'::job_status
+                                            THEN now() + interval '1 day' END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(finished_days_ago.map(|d| d as i32))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn housekeeping_deletes_only_finished_jobs_older_than_the_retention() {
+    let env = TestEnv::new().await;
+    assert_eq!(env.keel.settings.job_retention_days, 14);
+    let old = vec![
+        parked_job(&env, JobStatus::Succeeded, Some(30)).await,
+        parked_job(&env, JobStatus::Dead, Some(20)).await,
+        parked_job(&env, JobStatus::Cancelled, Some(15)).await,
+    ];
+    let kept = vec![
+        parked_job(&env, JobStatus::Succeeded, Some(1)).await,
+        parked_job(&env, JobStatus::Dead, Some(13)).await,
+        parked_job(&env, JobStatus::Queued, None).await,
+        parked_job(&env, JobStatus::Running, None).await,
+        // Not finished, whatever its finished_at says: it waits for its next attempt.
+        parked_job(&env, JobStatus::Failed, Some(40)).await,
+    ];
+    // An old tick whose job is pruned keeps its record (it is what stops the tick repeating).
+    let mut tx = env.keel.pool.begin().await.unwrap();
+    assert!(keel_models::schedule::record_tick(
+        &mut tx,
+        "old-task",
+        at(2020, 1, 1, 0, 0, 0),
+        old[0]
+    )
+    .await
+    .unwrap());
+    tx.commit().await.unwrap();
+
+    env.spawn_worker(|_| {});
+    let tasks = default_tasks(&TaskSettings {
+        job_retention_days: env.keel.settings.job_retention_days,
+    });
+    let s = scheduler(&env, tasks, Utc::now());
+    let job = s
+        .run_once(HOUSEKEEPING, Utc::now())
+        .await
+        .unwrap()
+        .expect("enqueued");
+    assert_eq!(job.kind, "keel.housekeeping");
+    assert_eq!(job.tenant_id, None);
+    let done = env
+        .wait_status(job.id, JobStatus::Succeeded, secs(20))
+        .await;
+    assert_eq!(done.result, Some(json!({ "deleted": 3 })));
+
+    for id in &old {
+        assert!(
+            keel_models::job::get(&env.keel.pool, *id)
+                .await
+                .unwrap()
+                .is_none(),
+            "{id} should be deleted"
+        );
+    }
+    for id in &kept {
+        assert!(
+            keel_models::job::get(&env.keel.pool, *id)
+                .await
+                .unwrap()
+                .is_some(),
+            "{id} should be kept"
+        );
+    }
+    let runs = keel_models::schedule::runs(&env.keel.pool, "old-task", 10)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].job_id, None);
+    assert_eq!(runs[0].job_status, None);
+    // Its own run is listed with its status.
+    let listed = s.list(Utc::now()).await.unwrap();
+    assert_eq!(listed[0].last_job_id, Some(job.id));
+    assert_eq!(listed[0].last_job_status, Some(JobStatus::Succeeded));
+}
+
+#[tokio::test]
+async fn tenants_cannot_submit_or_see_internal_kinds() {
+    let env = TestEnv::new().await;
+    let (_, key, _) = env.tenant("acme").await;
+    let (status, body) = env
+        .submit(
+            &key,
+            json!({ "kind": "keel.housekeeping", "args": { "retention_days": 1 } }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_kind");
+    assert_eq!(
+        body["error"]["details"]["known_kinds"],
+        json!(["noop", "webhook.deliver"])
+    );
+    assert_eq!(env.count_jobs().await, 0);
+}
+
+fn keel_cli(env: &TestEnv, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.child_env())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run keel")
+}
+
+#[tokio::test]
+async fn keel_scheduler_run_once_and_list() {
+    let env = TestEnv::new().await;
+    let housekeeping = &default_tasks(&TaskSettings {
+        job_retention_days: 14,
+    })[0];
+    let next_before = housekeeping.schedule.after(&Utc::now()).next().unwrap();
+
+    let out = keel_cli(&env, &["scheduler", "run-once", HOUSEKEEPING]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job_id: Uuid = stdout
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("a job id in {stdout:?}"));
+    let job = env.job(job_id).await;
+    assert_eq!(job.kind, "keel.housekeeping");
+    assert_eq!(job.args, json!({ "retention_days": 14 }));
+
+    let out = keel_cli(&env, &["scheduler", "list"]);
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{list}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let next_after = housekeeping.schedule.after(&Utc::now()).next().unwrap();
+    let line = list
+        .lines()
+        .find(|l| l.starts_with("housekeeping"))
+        .unwrap_or_else(|| panic!("housekeeping in {list:?}"));
+    assert!(line.contains("0 15 3 * * *"), "{line}");
+    assert!(
+        [next_before, next_after]
+            .iter()
+            .any(|n| line.contains(&n.to_rfc3339_opts(SecondsFormat::Secs, true))),
+        "next run ({next_before} or {next_after}) in {line:?}"
+    );
+    assert!(line.contains(&format!("{job_id} queued")), "{line}");
+
+    let out = keel_cli(&env, &["scheduler", "run-once", "no-such-task"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no scheduled task is named"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
