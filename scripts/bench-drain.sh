@@ -15,9 +15,9 @@ psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" 2>/
 redis-cli --scan --pattern 'keelbenchdrain:*' | xargs -r redis-cli del >/dev/null
 # The first start creates the database and applies migrations.
 timeout 20 target/release/keel-bench work 1 & W=$!; sleep 2; kill $W; wait $W 2>/dev/null || true
-psql -h 127.0.0.1 -U postgres -d $DB -qc "TRUNCATE jobs; INSERT INTO jobs (id, kind, queue, args, max_attempts)
-  SELECT gen_random_uuid(), 'bench.noop', 'default', jsonb_build_object('n', g), 10 FROM generate_series(1, $N) g;
-  VACUUM ANALYZE jobs;"
+psql -h 127.0.0.1 -U postgres -d $DB -qc "TRUNCATE jobs CASCADE; INSERT INTO jobs (id, kind, queue, args, max_attempts)
+  SELECT gen_random_uuid(), 'bench.noop', 'default', jsonb_build_object('n', g), 10 FROM generate_series(1, $N) g;"
+psql -h 127.0.0.1 -U postgres -d $DB -qc "VACUUM ANALYZE jobs"
 t0=$(date +%s.%N)
 target/release/keel-bench work "$CONC" & W=$!
 until [ "$(psql -h 127.0.0.1 -U postgres -d $DB -tAc "SELECT count(*) FROM jobs WHERE status = 'succeeded'")" -ge "$N" ]; do sleep 0.2; done

@@ -159,7 +159,7 @@ async fn main() {
             };
             let k = if queue_mode { None } else { Some(keel().await) };
             if let (Some(k), "enqueue") = (&k, cmd) {
-                sqlx::query("TRUNCATE jobs")
+                sqlx::query("TRUNCATE jobs CASCADE")
                     .execute(&k.pool)
                     .await
                     .expect("truncate");
