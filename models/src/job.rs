@@ -514,7 +514,7 @@ pub async fn set_dispatched(pool: &PgPool, ids: &[Uuid], dispatched: bool) -> sq
 /// Relay: locks (SKIP LOCKED, so relays in N processes cooperate) up to `limit` ids of `queue`
 /// that Redis should hold but may not: due waiting rows never dispatched or dispatched longer
 /// than `redispatch_after` ago, and running rows whose lease expired (their worker died).
-/// The caller pushes them to Redis, then [`mark_dispatched`]s them, then commits.
+/// The caller [`mark_dispatched`]s them, commits, then pushes them to Redis.
 pub async fn claim_for_dispatch(
     conn: &mut PgConnection,
     queue: &str,

@@ -7,7 +7,7 @@
 //! - running rows whose lease expired (their worker died: SIGKILL, OOM, node loss).
 //!
 //! Each tick locks candidates with `FOR UPDATE SKIP LOCKED` (so relays in many processes split
-//! the work), pushes them in one pipeline, stamps `dispatched_at` and commits. It pushes only
+//! the work), stamps `dispatched_at`, commits, then pushes them in one pipeline. It pushes only
 //! while the stream holds fewer than `window` entries, so Redis stays a bounded buffer however
 //! large the backlog in Postgres grows.
 
@@ -105,11 +105,20 @@ impl Relay {
                 if ids.is_empty() {
                     break;
                 }
-                // Push before commit: if the commit fails the ids are in Redis twice at worst,
-                // and the guarded start drops duplicates.
-                self.lane.push_many(queue, &ids).await?;
+                // Stamp and commit first, push after: a worker that reads an id at once must
+                // find its row unlocked (pushing inside the transaction made every fast worker
+                // wait on the relay's row locks). If the push fails, the stamp is cleared so the
+                // next tick retries; if even that fails, `redispatch_after` covers it.
                 keel_models::job::mark_dispatched(&mut tx, &ids).await?;
                 tx.commit().await?;
+                if let Err(e) = self.lane.push_many(queue, &ids).await {
+                    if let Err(clear) =
+                        keel_models::job::set_dispatched(&self.pool, &ids, false).await
+                    {
+                        tracing::warn!(error = %clear, "could not clear dispatch stamps; rows wait for redispatch_after");
+                    }
+                    return Err(e.into());
+                }
                 pushed += ids.len();
                 if ids.len() < room {
                     break;
