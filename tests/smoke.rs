@@ -33,3 +33,38 @@ async fn a_submitted_job_runs_to_succeeded_and_is_visible_through_the_api() {
     assert_eq!(job["attempts"], 1);
     assert_eq!(job["result"]["n"], 7);
 }
+
+/// Unreachable services: one line naming the URL and how to start the service, exit code ≠ 0.
+#[test]
+fn unreachable_postgres_or_redis_is_one_line_naming_the_url() {
+    let port = support::free_port();
+    for (var, url, service) in [
+        (
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:{port}/keel"),
+            "Postgres",
+        ),
+        ("REDIS_URL", format!("redis://127.0.0.1:{port}"), "Redis"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .arg("up")
+            .env(var, &url)
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("run keel");
+        assert!(
+            !out.status.success(),
+            "{service}: exit status {:?}",
+            out.status
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{service}: {stderr}");
+        assert!(lines[0].contains(&url), "{service}: {stderr}");
+        assert!(
+            lines[0].contains(&format!("cannot reach {service}")),
+            "{stderr}"
+        );
+        assert!(lines[0].contains("Start it"), "{stderr}");
+    }
+}

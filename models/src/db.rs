@@ -111,6 +111,19 @@ pub async fn drop_database(url: &str) -> Result<(), DbError> {
 /// Opens a pool; fails fast with a message naming the URL when Postgres is unreachable.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
     let opts = options(url)?;
+    // One direct connection first: a pool would retry until its timeout and then report only
+    // "pool timed out", hiding the real cause (connection refused, unknown database, …).
+    let probe = tokio::time::timeout(
+        Duration::from_secs(5),
+        sqlx::PgConnection::connect_with(&opts),
+    )
+    .await
+    .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+    .map_err(|source| DbError::Unreachable {
+        url: redact_url(url),
+        source,
+    })?;
+    probe.close().await.ok();
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
