@@ -146,6 +146,11 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 config.concurrency = c;
             }
             let shutdown = shutdown_on_signals();
+            if let Some(addr) = keel.settings.worker_metrics_addr {
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                tracing::info!(%addr, "worker metrics on /metrics");
+                tokio::spawn(keel_api::metrics::serve(listener, shutdown.clone()));
+            }
             keel.worker(config).run_until_stopped(shutdown).await;
             Ok(())
         }

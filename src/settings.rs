@@ -42,6 +42,9 @@ pub struct Settings {
     pub worker_heartbeat_ms: u64,
     pub worker_block_ms: u64,
     pub worker_shutdown_timeout_ms: u64,
+    /// Where a `keel worker` process serves its own `/metrics` (job duration histograms live in
+    /// the process that ran the jobs). Off when unset; `keel up` serves them on the API.
+    pub worker_metrics_addr: Option<SocketAddr>,
     pub relay_interval_ms: u64,
     pub redispatch_after_ms: u64,
     pub backoff_base_ms: u64,
@@ -72,6 +75,7 @@ impl Default for Settings {
             worker_heartbeat_ms: w.heartbeat.as_millis() as u64,
             worker_block_ms: w.block.as_millis() as u64,
             worker_shutdown_timeout_ms: w.shutdown_timeout.as_millis() as u64,
+            worker_metrics_addr: None,
             relay_interval_ms: w.relay_interval.as_millis() as u64,
             redispatch_after_ms: w.redispatch_after.as_millis() as u64,
             backoff_base_ms: w.backoff.base.as_millis() as u64,

@@ -68,3 +68,31 @@ fn unreachable_postgres_or_redis_is_one_line_naming_the_url() {
         assert!(lines[0].contains("Start it"), "{stderr}");
     }
 }
+
+/// A worker process's own `/metrics` carries the job duration histogram of the jobs it ran.
+#[tokio::test]
+async fn worker_metrics_endpoint_serves_the_job_duration_histogram() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|_| {});
+    let (_, key, _) = env.tenant("acme").await;
+    let id = env.submit_ok(&key, noop(1)).await;
+    env.wait_status(id, JobStatus::Succeeded, Duration::from_secs(10))
+        .await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(keel_api::metrics::serve(listener, env.shutdown.clone()));
+    let body = env
+        .http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains(r#"keel_job_duration_seconds_bucket{kind="noop",outcome="succeeded""#),
+        "{body}"
+    );
+}

@@ -29,6 +29,33 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Serves this process's metrics alone on `GET /metrics` (for `keel worker` processes, which
+/// have no API; the ledger-wide gauges are on the API's `/metrics`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    let handle = handle();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    handle.render(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
 /// Records `keel_http_request_duration_seconds{method, route, status}`.
 pub async fn track_http(req: Request, next: Next) -> Response {
     let route = req
