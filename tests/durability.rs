@@ -57,8 +57,8 @@ async fn flushall_with_jobs_queued_and_running_loses_nothing() {
     }
     // Two are running, the rest wait in the stream.
     env.wait_status(ids[0], JobStatus::Running, secs(10)).await;
+    // (No DBSIZE check: the relay may re-create the stream within milliseconds.)
     assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
-    assert_eq!(redis.cli(&["DBSIZE"]), "0");
 
     for id in &ids {
         let job = env.wait_status(*id, JobStatus::Succeeded, secs(60)).await;

@@ -301,8 +301,8 @@ async fn the_worker_survives_a_redis_outage_and_recreates_the_consumer_group() {
     redis.stop();
     tokio::time::sleep(secs(2)).await;
     redis.restart();
-    // A restarted Redis without persistence is empty: no stream, no group.
-    assert_eq!(redis.cli(&["DBSIZE"]), "0");
+    // A restarted Redis without persistence is empty: no stream, no group. (Not asserted with
+    // DBSIZE: the relay may re-create the group within milliseconds of the restart.)
 
     let id = env.submit_ok(&key, noop(1)).await;
     let job = env.wait_status(id, JobStatus::Succeeded, secs(20)).await;
