@@ -479,7 +479,7 @@ async fn an_unknown_kind_is_422_listing_the_known_kinds() {
     let details = assert_error(status, &body, 422, "unknown_kind");
     assert_eq!(
         details["known_kinds"],
-        json!(["noop", "webhook.deliver"]),
+        json!(["noop", "sentiment.score", "webhook.deliver"]),
         "{body}"
     );
     assert_eq!(env.count_jobs().await, 0);

@@ -364,7 +364,7 @@ async fn tenants_cannot_submit_or_see_internal_kinds() {
     assert_eq!(body["error"]["code"], "unknown_kind");
     assert_eq!(
         body["error"]["details"]["known_kinds"],
-        json!(["noop", "webhook.deliver"])
+        json!(["noop", "sentiment.score", "webhook.deliver"])
     );
     assert_eq!(env.count_jobs().await, 0);
 }

@@ -30,6 +30,7 @@ pub fn builtin_registry() -> Registry {
     Registry::new()
         .register::<kinds::noop::Noop>()
         .and_then(|r| r.register::<kinds::webhook::WebhookDeliver>())
+        .and_then(|r| r.register::<kinds::sentiment::SentimentScore>())
         .and_then(|r| r.register::<kinds::housekeeping::Housekeeping>())
         .expect("built-in kinds have distinct names")
 }

@@ -154,9 +154,17 @@ mod tests {
         let r = crate::builtin_registry();
         assert_eq!(
             r.names(),
-            vec!["keel.housekeeping", "noop", "webhook.deliver"]
+            vec![
+                "keel.housekeeping",
+                "noop",
+                "sentiment.score",
+                "webhook.deliver"
+            ]
         );
-        assert_eq!(r.public_names(), vec!["noop", "webhook.deliver"]);
+        assert_eq!(
+            r.public_names(),
+            vec!["noop", "sentiment.score", "webhook.deliver"]
+        );
         assert_eq!(r.queues(), vec!["default"]);
     }
 }

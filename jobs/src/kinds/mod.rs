@@ -2,4 +2,5 @@
 
 pub mod housekeeping;
 pub mod noop;
+pub mod sentiment;
 pub mod webhook;
