@@ -324,8 +324,8 @@ pub async fn heartbeat_many(
 ) -> sqlx::Result<Vec<(Uuid, bool)>> {
     let rows = sqlx::query!(
         r#"UPDATE jobs j SET lease_until = now() + $3, updated_at = now()
-           FROM UNNEST($1::uuid[], $2::int4[]) AS t(id, attempt)
-           WHERE j.id = t.id AND j.attempt = t.attempt AND j.status = 'running'
+           WHERE j.id = ANY($1) AND j.status = 'running'
+             AND j.attempt = ($2::int4[])[array_position($1::uuid[], j.id)]
            RETURNING j.id, j.cancel_requested_at IS NOT NULL AS "cancel!""#,
         ids,
         attempts,
@@ -363,10 +363,14 @@ pub async fn succeed_many(
     results: &[Value],
 ) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar!(
-        "UPDATE jobs j SET status = 'succeeded', result = t.result, finished_at = now(),
-                           lease_until = NULL, run_at = now(), updated_at = now()
-         FROM UNNEST($1::uuid[], $2::jsonb[]) AS t(id, result)
-         WHERE j.id = t.id AND j.status IN ('running', 'failed')
+        // Driven by `id = ANY($1)` (an index scan whatever the statistics say) rather than a
+        // join against UNNEST, for which the planner sometimes chose a plan that burnt a CPU
+        // second per 512-row batch once the table's statistics went stale mid-drain.
+        "UPDATE jobs j SET status = 'succeeded',
+                           result = ($2::jsonb[])[array_position($1::uuid[], j.id)],
+                           finished_at = now(), lease_until = NULL, run_at = now(),
+                           updated_at = now()
+         WHERE j.id = ANY($1) AND j.status IN ('running', 'failed')
          RETURNING j.id",
         ids,
         results

@@ -1,5 +1,5 @@
 //! Successes are recorded in batches: every job that finished while the previous batch was being
-//! committed goes into the next one — one `UPDATE … FROM UNNEST` and one commit for all of them,
+//! committed goes into the next one — one `UPDATE … WHERE id = ANY(…)` and one commit for all of them,
 //! then one pipelined `XACK`+`XDEL`. Under load the batches grow by themselves; when idle a
 //! batch is a single job and adds no delay.
 //!

@@ -1,6 +1,6 @@
 //! Jobs in flight in this process, kept alive by one batched heartbeat.
 //!
-//! One `UPDATE … FROM UNNEST` per period extends every lease this process holds (not one query
+//! One `UPDATE … WHERE id = ANY(…)` per period extends every lease this process holds (not one query
 //! per job), and its answer doubles as the cancel signal: a job whose row has a cancel request
 //! gets its token fired; a job missing from the answer was taken over by another worker after
 //! its lease expired, so this attempt's token fires too and its result will not be recorded
