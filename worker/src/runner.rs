@@ -207,12 +207,13 @@ impl Runner {
             // Stop heartbeating first: the batch commits in milliseconds (far inside the lease),
             // and a heartbeat touching rows the batch is finishing would only contend for locks.
             drop(tracked);
+            // Recorded before the batch commits, so the histogram never lags the ledger.
+            metrics::histogram!("keel_job_duration_seconds", "kind" => started.kind.clone(), "outcome" => "succeeded")
+                .record(t0.elapsed().as_secs_f64());
             let recorded = self
                 .completions
                 .succeed(id, value.clone(), Some(entry.clone()))
                 .await;
-            metrics::histogram!("keel_job_duration_seconds", "kind" => started.kind.clone(), "outcome" => "succeeded")
-                .record(t0.elapsed().as_secs_f64());
             return match recorded {
                 Ok(true) => (Outcome::Succeeded(value), true),
                 Ok(false) => {
