@@ -60,6 +60,20 @@ async fn read(resp: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
+/// `POST /api/jobs` with a raw body and an optional content type.
+async fn post_raw(
+    env: &TestEnv,
+    key: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let mut req = env.http.post(env.url("/api/jobs")).bearer_auth(key);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    read(req.body(body.to_string()).send().await.unwrap()).await
+}
+
 async fn get(env: &TestEnv, key: &str, path: &str) -> (u16, Value) {
     read(
         env.http
@@ -416,55 +430,32 @@ async fn malformed_json_is_400_and_a_missing_content_type_is_415() {
     let env = TestEnv::new().await;
     let (_, key, _) = env.tenant("acme").await;
 
-    let resp = env
-        .http
-        .post(env.url("/api/jobs"))
-        .bearer_auth(&key)
-        .header("content-type", "application/json")
-        .body(r#"{"kind": "noop", "args": {"#)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+    let (status, body) = post_raw(
+        &env,
+        &key,
+        Some("application/json"),
+        r#"{"kind": "noop", "args": {"#,
+    )
+    .await;
     assert_error(status, &body, 400, "malformed_json");
     assert_eq!(env.count_jobs().await, 0);
 
-    let resp = env
-        .http
-        .post(env.url("/api/jobs"))
-        .bearer_auth(&key)
-        .body(r#"{"kind": "noop", "args": {}}"#)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+    let (status, body) = post_raw(&env, &key, None, r#"{"kind": "noop", "args": {}}"#).await;
     assert_error(status, &body, 415, "unsupported_media_type");
     assert_eq!(env.count_jobs().await, 0);
 
-    let resp = env
-        .http
-        .post(env.url("/api/jobs"))
-        .bearer_auth(&key)
-        .header("content-type", "text/plain")
-        .body(r#"{"kind": "noop", "args": {}}"#)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+    let (status, body) = post_raw(
+        &env,
+        &key,
+        Some("text/plain"),
+        r#"{"kind": "noop", "args": {}}"#,
+    )
+    .await;
     assert_error(status, &body, 415, "unsupported_media_type");
     assert_eq!(env.count_jobs().await, 0);
 
     // An empty JSON body is malformed too.
-    let resp = env
-        .http
-        .post(env.url("/api/jobs"))
-        .bearer_auth(&key)
-        .header("content-type", "application/json")
-        .body("")
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+    let (status, body) = post_raw(&env, &key, Some("application/json"), "").await;
     assert_error(status, &body, 400, "malformed_json");
     assert_eq!(env.count_jobs().await, 0);
 }

@@ -18,6 +18,16 @@ async fn receiver() -> MockServer {
     MockServer::start().await
 }
 
+/// A receiver answering every POST with `response`.
+async fn receiver_answering(response: ResponseTemplate) -> MockServer {
+    let server = receiver().await;
+    Mock::given(method("POST"))
+        .respond_with(response)
+        .mount(&server)
+        .await;
+    server
+}
+
 async fn deliveries(server: &MockServer) -> usize {
     server.received_requests().await.unwrap_or_default().len()
 }
@@ -27,11 +37,7 @@ async fn retryable_errors_retry_up_to_max_attempts_then_dead_and_retry_brings_it
     let env = TestEnv::new().await;
     env.spawn_worker(|_| {});
     let (_, key, _) = env.tenant("acme").await;
-    let server = receiver().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&server)
-        .await;
+    let server = receiver_answering(ResponseTemplate::new(503)).await;
     let mut body = webhook(&format!("{}/hook", server.uri()), json!({"a": 1}));
     body["max_attempts"] = json!(4);
     let id = env.submit_ok(&key, body).await;
@@ -68,11 +74,7 @@ async fn between_attempts_a_failed_job_waits_with_growing_delays() {
     .await;
     env.spawn_worker(|_| {});
     let (_, key, _) = env.tenant("acme").await;
-    let server = receiver().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&server)
-        .await;
+    let server = receiver_answering(ResponseTemplate::new(500)).await;
     let mut body = webhook(&server.uri(), json!({}));
     body["max_attempts"] = json!(4);
     let id = env.submit_ok(&key, body).await;
@@ -104,11 +106,7 @@ async fn a_fatal_error_goes_dead_at_once() {
     let env = TestEnv::new().await;
     env.spawn_worker(|_| {});
     let (_, key, _) = env.tenant("acme").await;
-    let server = receiver().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400))
-        .mount(&server)
-        .await;
+    let server = receiver_answering(ResponseTemplate::new(400)).await;
     let id = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
     let job = env.wait_status(id, JobStatus::Dead, secs(10)).await;
     assert_eq!(job.attempt, 1);
@@ -234,11 +232,7 @@ async fn cancel_before_start_means_it_never_runs() {
     let env = TestEnv::new().await;
     env.spawn_worker(|_| {});
     let (_, key, _) = env.tenant("acme").await;
-    let server = receiver().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server = receiver_answering(ResponseTemplate::new(200)).await;
     let mut body = webhook(&server.uri(), json!({}));
     body["run_at"] = json!((chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339());
     let id = env.submit_ok(&key, body).await;
@@ -257,11 +251,8 @@ async fn cancel_while_running_tells_the_handler_and_ends_cancelled() {
     let env = TestEnv::new().await;
     env.spawn_worker(|_| {});
     let (_, key, _) = env.tenant("acme").await;
-    let server = receiver().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(60)))
-        .mount(&server)
-        .await;
+    let server =
+        receiver_answering(ResponseTemplate::new(200).set_delay(Duration::from_secs(60))).await;
     let id = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
     env.wait_status(id, JobStatus::Running, secs(10)).await;
     let t0 = std::time::Instant::now();
