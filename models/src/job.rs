@@ -288,31 +288,6 @@ pub async fn start_many(
     .await
 }
 
-/// [`start_many`] for one id.
-pub async fn start(pool: &PgPool, id: Uuid, lease: Duration) -> sqlx::Result<Option<Started>> {
-    Ok(start_many(pool, &[id], lease).await?.pop())
-}
-
-/// Extends the lease of the attempt this worker owns. `None`: the worker lost the job (another
-/// worker took it over); `Some(true)`: a cancel was requested.
-pub async fn heartbeat(
-    pool: &PgPool,
-    id: Uuid,
-    attempt: i32,
-    lease: Duration,
-) -> sqlx::Result<Option<bool>> {
-    sqlx::query_scalar!(
-        r#"UPDATE jobs SET lease_until = now() + $3, updated_at = now()
-           WHERE id = $1 AND status = 'running' AND attempt = $2
-           RETURNING cancel_requested_at IS NOT NULL AS "cancel!""#,
-        id,
-        attempt,
-        interval(lease)
-    )
-    .fetch_optional(pool)
-    .await
-}
-
 /// Batched heartbeat for every job a worker process runs: extends the leases of the attempts it
 /// still owns and reports, per job, whether a cancel was requested. Jobs missing from the answer
 /// were lost (another worker took them over after the lease expired).
@@ -580,17 +555,6 @@ pub async fn forget_dispatches(pool: &PgPool, queue: &str) -> sqlx::Result<u64> 
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// Earliest `run_at` of a waiting row in the future, so the relay can wake up for it.
-pub async fn next_due(pool: &PgPool, queue: &str) -> sqlx::Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar!(
-        "SELECT min(run_at) FROM jobs
-         WHERE queue = $1 AND status IN ('queued', 'failed') AND run_at > now()",
-        queue
-    )
-    .fetch_one(pool)
-    .await
 }
 
 /// Counts by (kind, status), for `/metrics`.
