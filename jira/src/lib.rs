@@ -16,6 +16,7 @@
 //! | [`types`] | response types shaped like Atlassian's documented JSON (v3 + agile 1.0) |
 //! | [`adf`] | Atlassian Document Format → plain text (comment bodies, for sentiment) |
 //! | [`snapshot`] | [`to_snapshot`]: [`JiraIssue`] → [`keel_risk::IssueSnapshot`] |
+//! | `demo` | (feature `demo`) `DemoJira`: built-in sample Jira on loopback for `keel up --demo` |
 //!
 //! ## Flow
 //!
@@ -52,6 +53,8 @@
 pub mod adf;
 pub mod client;
 pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod error;
 pub mod snapshot;
 pub mod types;

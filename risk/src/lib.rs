@@ -17,6 +17,7 @@
 //! | [`assess`] | [`assess_issue`] → [`IssueRisk`] (score, level, costs, summary) |
 //! | [`rollup`] | [`rollup_sprint`] (with blocker graph) and [`rollup_portfolio`] |
 //! | [`calendar`] | working-day counting used for overdue days and cost |
+//! | [`trend`] | [`trend::TrendPoint`], [`trend::render_svg`]: an issue's risk over time as an SVG chart |
 //!
 //! ## Flow
 //!
@@ -47,6 +48,7 @@ pub mod factors;
 pub mod model;
 pub mod rollup;
 pub mod settings;
+pub mod trend;
 mod util;
 
 pub use assess::{assess_issue, assess_issues, IssueRisk, RiskLevel, MODEL_VERSION};
