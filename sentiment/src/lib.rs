@@ -25,6 +25,8 @@
 //! | [`train`] | deterministic AdaGrad trainer + CSV loading (used by the `train-default-sentiment` binary) |
 //! | [`metrics`] | confusion matrix, accuracy, per-class P/R/F1, macro F1 |
 //! | [`csv`] | a strict RFC 4180 reader (quoted fields with embedded newlines) |
+//! | [`engine`] | the [`engine::Engine`] trait every model implements (built-in model here, FinBERT in `keel-bert`) |
+//! | [`service`] | [`service::SentimentService`]: one shared engine, concurrent requests merged into batches, bounded queue |
 //!
 //! Binaries: `train-default-sentiment` (rebuilds `model/default.kslm`
 //! byte-for-byte from `data/`) and `bench-default-sentiment` (throughput).
@@ -34,11 +36,13 @@
 #![warn(missing_docs)]
 
 pub mod csv;
+pub mod engine;
 pub mod features;
 pub mod hash;
 pub mod lexicon;
 pub mod metrics;
 pub mod model;
+pub mod service;
 pub mod text;
 pub mod train;
 

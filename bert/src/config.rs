@@ -1,0 +1,154 @@
+//! `config.json` of a Hugging Face `BertForSequenceClassification`: the encoder
+//! shape for candle plus the label order, mapped **by name** onto Keel's fixed
+//! `negative, neutral, positive` (ProsusAI/finbert says `positive, negative,
+//! neutral`; yiyanghkust/finbert-tone says `Neutral, Positive, Negative`).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use candle_transformers::models::bert::Config as BertConfig;
+use keel_sentiment::Label;
+use serde_json::Value;
+
+/// What Keel needs from `config.json`.
+#[derive(Clone, Debug)]
+pub struct ClassifierConfig {
+    /// The encoder shape, as candle's BERT wants it.
+    pub bert: BertConfig,
+    /// `model_index[k]` = the model's output index for Keel class `k`
+    /// (`Label::index()` order).
+    pub model_index: [usize; 3],
+    /// The model's own label names, in its output order.
+    pub labels: Vec<String>,
+}
+
+impl ClassifierConfig {
+    /// Reads and checks `config.json` in `dir`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Self::from_json(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses `config.json` text. Keys candle requires but older configs omit
+    /// (dropout, initializer range...) are filled with BERT's defaults; they do
+    /// not affect inference.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let mut v: Value = serde_json::from_str(text).context("config.json is not JSON")?;
+        let obj = v.as_object_mut().context("config.json is not an object")?;
+        if let Some(t) = obj.get("model_type").and_then(Value::as_str) {
+            if t != "bert" {
+                bail!("model_type is {t:?}; only \"bert\" models are supported");
+            }
+        }
+        let defaults = serde_json::json!({
+            "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "initializer_range": 0.02,
+            "layer_norm_eps": 1e-12, "pad_token_id": 0, "type_vocab_size": 2,
+            "max_position_embeddings": 512, "classifier_dropout": null,
+            "position_embedding_type": "absolute"
+        });
+        for (k, d) in defaults.as_object().expect("literal object") {
+            if obj.get(k).is_none_or(Value::is_null) && !d.is_null() {
+                obj.insert(k.clone(), d.clone());
+            }
+        }
+        let labels = labels_in_order(obj.get("id2label"))?;
+        let bert: BertConfig =
+            serde_json::from_value(v).context("config.json lacks BERT encoder fields")?;
+        if bert.num_attention_heads == 0
+            || !bert.hidden_size.is_multiple_of(bert.num_attention_heads)
+        {
+            bail!("hidden_size is not a multiple of num_attention_heads");
+        }
+        let model_index = map_labels(&labels)?;
+        Ok(Self {
+            bert,
+            model_index,
+            labels,
+        })
+    }
+
+    /// Longest sequence (with `[CLS]`/`[SEP]`) the encoder accepts: 512 for
+    /// BERT-base, less for tiny test models.
+    pub fn max_len(&self) -> usize {
+        self.bert.max_position_embeddings.min(512)
+    }
+}
+
+fn labels_in_order(id2label: Option<&Value>) -> Result<Vec<String>> {
+    let map = id2label
+        .and_then(Value::as_object)
+        .context("config.json has no id2label: cannot tell which output is which sentiment")?;
+    let mut labels = vec![None; map.len()];
+    for (k, name) in map {
+        let i: usize = k.parse().with_context(|| format!("id2label key {k:?}"))?;
+        let name = name.as_str().context("id2label values must be strings")?;
+        *labels
+            .get_mut(i)
+            .with_context(|| format!("id2label key {i} out of range"))? = Some(name.to_string());
+    }
+    labels
+        .into_iter()
+        .map(|l| l.context("id2label has gaps"))
+        .collect()
+}
+
+/// Maps model outputs to Keel classes by case-insensitive name.
+fn map_labels(labels: &[String]) -> Result<[usize; 3]> {
+    if labels.len() != 3 {
+        bail!(
+            "the classifier has {} labels ({labels:?}); need exactly negative, neutral, positive",
+            labels.len()
+        );
+    }
+    let mut out = [usize::MAX; 3];
+    for (i, name) in labels.iter().enumerate() {
+        let label = Label::ALL
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(name.trim()))
+            .with_context(|| format!("label {name:?} is not negative/neutral/positive"))?;
+        if out[label.index()] != usize::MAX {
+            bail!("label {name:?} appears twice in id2label");
+        }
+        out[label.index()] = i;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#""vocab_size": 10, "hidden_size": 4, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 8, "model_type": "bert""#;
+
+    #[test]
+    fn labels_map_by_name_whatever_their_order_or_case() {
+        let c = ClassifierConfig::from_json(&format!(
+            r#"{{{BASE}, "id2label": {{"0": "Positive", "1": "NEGATIVE", "2": "neutral"}}}}"#
+        ))
+        .unwrap();
+        // Keel order: negative, neutral, positive.
+        assert_eq!(c.model_index, [1, 2, 0]);
+        assert_eq!(c.max_len(), 512);
+        let tone = ClassifierConfig::from_json(&format!(
+            r#"{{{BASE}, "id2label": {{"0": "Neutral", "1": "Positive", "2": "Negative"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(tone.model_index, [2, 0, 1]);
+    }
+
+    #[test]
+    fn unusable_labels_are_refused() {
+        for bad in [
+            r#"{"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"}"#,
+            r#"{"0": "positive", "1": "negative"}"#,
+            r#"{"0": "positive", "1": "positive", "2": "neutral"}"#,
+        ] {
+            let err = ClassifierConfig::from_json(&format!(r#"{{{BASE}, "id2label": {bad}}}"#));
+            assert!(err.is_err(), "{bad}");
+        }
+        assert!(ClassifierConfig::from_json(&format!("{{{BASE}}}")).is_err());
+    }
+}
