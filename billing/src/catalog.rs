@@ -1,0 +1,272 @@
+//! The plan catalog: plans, unit weights per job kind, credit packs and add-ons, read from a
+//! versioned TOML file (`config/plans.toml` is embedded as the default). Parsing refuses
+//! unknown fields so a typo is an error, not a silently ignored limit; [`Catalog::validate`]
+//! (in `validate.rs`) checks the rules a well-formed file can still break.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::CatalogError;
+
+/// The catalog shipped in the binary.
+pub const DEFAULT_CATALOG: &str = include_str!("../../config/plans.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Bumped whenever prices or limits change.
+    pub version: u32,
+    /// ISO 4217, lowercase (Stripe's spelling); every price is in its smallest unit.
+    pub currency: String,
+    #[serde(default)]
+    pub unit_weights: BTreeMap<String, UnitWeight>,
+    pub plans: Vec<Plan>,
+    #[serde(default)]
+    pub credit_packs: Vec<CreditPack>,
+    #[serde(default)]
+    pub add_ons: Vec<AddOn>,
+}
+
+/// What one job of a kind costs: `units` for every `per` items of args field `item`
+/// (rounded up), or a flat `units` when `item` is absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitWeight {
+    pub units: u64,
+    #[serde(default = "one")]
+    pub per: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overage {
+    /// Usage stops at the allowance (plus credits).
+    HardCap,
+    /// Usage beyond the allowance is billed at this price per unit (cents).
+    PerUnit(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_minute: u32,
+    pub per_hour: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub id: String,
+    pub name: String,
+    /// Exactly one plan is free: every tenant without a subscription is on it.
+    #[serde(default)]
+    pub free: bool,
+    pub monthly_price: i64,
+    pub annual_price: i64,
+    pub included_units: u64,
+    pub overage: Overage,
+    pub rate_limit: RateLimit,
+    /// Most jobs of a kind per month; a kind not listed is limited only by units.
+    #[serde(default)]
+    pub kind_limits: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stripe_price_monthly: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stripe_price_annual: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditPack {
+    pub id: String,
+    pub units: u64,
+    /// Credits expire this many days after the purchase.
+    pub valid_days: u32,
+    pub price: i64,
+    pub stripe_price: String,
+}
+
+/// A recurring subscription item that switches features on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddOn {
+    pub id: String,
+    pub name: String,
+    pub monthly_price: i64,
+    pub annual_price: i64,
+    pub features: BTreeMap<String, toml::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stripe_price_monthly: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stripe_price_annual: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interval {
+    Month,
+    Year,
+}
+
+impl Interval {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::Month => "month",
+            Interval::Year => "year",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "month" => Some(Interval::Month),
+            "year" => Some(Interval::Year),
+            _ => None,
+        }
+    }
+}
+
+/// What a Stripe price id stands for in this catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PriceRef<'a> {
+    Plan(&'a Plan, Interval),
+    AddOn(&'a AddOn, Interval),
+    CreditPack(&'a CreditPack),
+}
+
+impl Plan {
+    pub fn price(&self, interval: Interval) -> i64 {
+        match interval {
+            Interval::Month => self.monthly_price,
+            Interval::Year => self.annual_price,
+        }
+    }
+
+    /// Monthly recurring revenue of one subscription (annual prices spread over 12 months).
+    pub fn monthly_revenue(&self, interval: Interval) -> i64 {
+        match interval {
+            Interval::Month => self.monthly_price,
+            Interval::Year => self.annual_price / 12,
+        }
+    }
+
+    pub fn stripe_price(&self, interval: Interval) -> Option<&str> {
+        match interval {
+            Interval::Month => self.stripe_price_monthly.as_deref(),
+            Interval::Year => self.stripe_price_annual.as_deref(),
+        }
+        .filter(|s| !s.is_empty())
+    }
+}
+
+impl Catalog {
+    /// Parses and validates a catalog; `known_kinds` are the job kinds weights may name.
+    pub fn parse(text: &str, known_kinds: &[&str]) -> Result<Self, CatalogError> {
+        let catalog: Catalog =
+            toml::from_str(text).map_err(|e| CatalogError::Parse(e.to_string()))?;
+        catalog.validate(known_kinds)?;
+        Ok(catalog)
+    }
+
+    /// The embedded default catalog.
+    pub fn default_catalog(known_kinds: &[&str]) -> Result<Self, CatalogError> {
+        Self::parse(DEFAULT_CATALOG, known_kinds)
+    }
+
+    /// `path` (from `KEEL_PLANS_FILE`) when given, else the embedded default.
+    pub fn load(path: Option<&str>, known_kinds: &[&str]) -> Result<Self, CatalogError> {
+        match path {
+            None => Self::default_catalog(known_kinds),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| CatalogError::Read(format!("{p}: {e}")))?;
+                Self::parse(&text, known_kinds)
+            }
+        }
+    }
+
+    pub fn plan(&self, id: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.id == id)
+    }
+
+    pub fn free_plan(&self) -> &Plan {
+        self.plans
+            .iter()
+            .find(|p| p.free)
+            .expect("a validated catalog has exactly one free plan")
+    }
+
+    pub fn credit_pack(&self, id: &str) -> Option<&CreditPack> {
+        self.credit_packs.iter().find(|p| p.id == id)
+    }
+
+    pub fn add_on(&self, id: &str) -> Option<&AddOn> {
+        self.add_ons.iter().find(|a| a.id == id)
+    }
+
+    /// Maps a Stripe price id (from a subscription item or checkout line) to the catalog.
+    pub fn price(&self, stripe_price: &str) -> Option<PriceRef<'_>> {
+        for p in &self.plans {
+            for i in [Interval::Month, Interval::Year] {
+                if p.stripe_price(i) == Some(stripe_price) {
+                    return Some(PriceRef::Plan(p, i));
+                }
+            }
+        }
+        for a in &self.add_ons {
+            let by = |i| match i {
+                Interval::Month => a.stripe_price_monthly.as_deref(),
+                Interval::Year => a.stripe_price_annual.as_deref(),
+            };
+            for i in [Interval::Month, Interval::Year] {
+                if by(i) == Some(stripe_price) {
+                    return Some(PriceRef::AddOn(a, i));
+                }
+            }
+        }
+        self.credit_packs
+            .iter()
+            .find(|c| c.stripe_price == stripe_price)
+            .map(PriceRef::CreditPack)
+    }
+
+    /// Units one job of `kind` with `args` costs; `None` when the kind is not metered.
+    pub fn units_for(&self, kind: &str, args: &serde_json::Value) -> Option<u64> {
+        let w = self.unit_weights.get(kind)?;
+        let Some(item) = &w.item else {
+            return Some(w.units);
+        };
+        let n = args
+            .get(item)
+            .and_then(|v| v.as_array())
+            .map_or(0, |a| a.len() as u64)
+            .max(1);
+        Some(n.div_ceil(w.per) * w.units)
+    }
+}
+
+static GLOBAL: OnceLock<Arc<Catalog>> = OnceLock::new();
+
+/// Installs the process's catalog (first call wins). Job handlers reach the catalog through
+/// [`global`] because the shared `Services` struct has no slot for it yet.
+pub fn install(catalog: Catalog) -> Arc<Catalog> {
+    GLOBAL.get_or_init(|| Arc::new(catalog)).clone()
+}
+
+/// The installed catalog, or the embedded default when none was installed.
+pub fn global() -> Arc<Catalog> {
+    GLOBAL
+        .get_or_init(|| {
+            Arc::new(
+                toml::from_str(DEFAULT_CATALOG).expect("the embedded catalog parses (unit test)"),
+            )
+        })
+        .clone()
+}

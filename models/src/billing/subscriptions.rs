@@ -1,0 +1,234 @@
+//! A tenant's subscription and Stripe customer.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Subscription {
+    pub tenant_id: Uuid,
+    pub mode: String,
+    pub plan_id: String,
+    pub billing_interval: String,
+    pub status: String,
+    pub add_ons: Vec<String>,
+    pub current_period_start: Option<DateTime<Utc>>,
+    pub current_period_end: Option<DateTime<Utc>>,
+    pub cancel_at_period_end: bool,
+    pub canceled_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub trial_end: Option<DateTime<Utc>>,
+    pub stripe_customer_id: Option<String>,
+    pub stripe_subscription_id: Option<String>,
+    pub catalog_version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The whole state to store (both modes write every field: the caller read-modify-writes
+/// under [`lock`]).
+#[derive(Debug, Clone)]
+pub struct SubscriptionState {
+    pub tenant_id: Uuid,
+    pub mode: String,
+    pub plan_id: String,
+    pub billing_interval: String,
+    pub status: String,
+    pub add_ons: Vec<String>,
+    pub current_period_start: Option<DateTime<Utc>>,
+    pub current_period_end: Option<DateTime<Utc>>,
+    pub cancel_at_period_end: bool,
+    pub canceled_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub trial_end: Option<DateTime<Utc>>,
+    pub stripe_customer_id: Option<String>,
+    pub stripe_subscription_id: Option<String>,
+    pub catalog_version: i32,
+}
+
+impl From<Subscription> for SubscriptionState {
+    fn from(s: Subscription) -> Self {
+        Self {
+            tenant_id: s.tenant_id,
+            mode: s.mode,
+            plan_id: s.plan_id,
+            billing_interval: s.billing_interval,
+            status: s.status,
+            add_ons: s.add_ons,
+            current_period_start: s.current_period_start,
+            current_period_end: s.current_period_end,
+            cancel_at_period_end: s.cancel_at_period_end,
+            canceled_at: s.canceled_at,
+            ended_at: s.ended_at,
+            trial_end: s.trial_end,
+            stripe_customer_id: s.stripe_customer_id,
+            stripe_subscription_id: s.stripe_subscription_id,
+            catalog_version: s.catalog_version,
+        }
+    }
+}
+
+macro_rules! select_sub {
+    ($tail:literal, $($arg:expr),*) => {
+        sqlx::query_as!(
+            Subscription,
+            r#"SELECT tenant_id, mode, plan_id, billing_interval, status, add_ons,
+                      current_period_start, current_period_end, cancel_at_period_end, canceled_at,
+                      ended_at, trial_end, stripe_customer_id, stripe_subscription_id,
+                      catalog_version, created_at, updated_at
+               FROM billing_subscriptions "# + $tail,
+            $($arg),*
+        )
+    };
+}
+
+pub async fn get(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Option<Subscription>> {
+    select_sub!("WHERE tenant_id = $1", tenant_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The tenant's subscription, locked until the transaction ends (local-mode changes).
+pub async fn lock(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<Option<Subscription>> {
+    select_sub!("WHERE tenant_id = $1 FOR UPDATE", tenant_id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn upsert(conn: &mut PgConnection, s: &SubscriptionState) -> sqlx::Result<Subscription> {
+    sqlx::query_as!(
+        Subscription,
+        r#"INSERT INTO billing_subscriptions
+             (tenant_id, mode, plan_id, billing_interval, status, add_ons, current_period_start,
+              current_period_end, cancel_at_period_end, canceled_at, ended_at, trial_end,
+              stripe_customer_id, stripe_subscription_id, catalog_version)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+           ON CONFLICT (tenant_id) DO UPDATE SET
+             mode = EXCLUDED.mode, plan_id = EXCLUDED.plan_id,
+             billing_interval = EXCLUDED.billing_interval, status = EXCLUDED.status,
+             add_ons = EXCLUDED.add_ons, current_period_start = EXCLUDED.current_period_start,
+             current_period_end = EXCLUDED.current_period_end,
+             cancel_at_period_end = EXCLUDED.cancel_at_period_end,
+             canceled_at = EXCLUDED.canceled_at, ended_at = EXCLUDED.ended_at,
+             trial_end = EXCLUDED.trial_end, stripe_customer_id = EXCLUDED.stripe_customer_id,
+             stripe_subscription_id = EXCLUDED.stripe_subscription_id,
+             catalog_version = EXCLUDED.catalog_version, updated_at = now()
+           RETURNING tenant_id, mode, plan_id, billing_interval, status, add_ons,
+                     current_period_start, current_period_end, cancel_at_period_end, canceled_at,
+                     ended_at, trial_end, stripe_customer_id, stripe_subscription_id,
+                     catalog_version, created_at, updated_at"#,
+        s.tenant_id,
+        s.mode,
+        s.plan_id,
+        s.billing_interval,
+        s.status,
+        &s.add_ons,
+        s.current_period_start,
+        s.current_period_end,
+        s.cancel_at_period_end,
+        s.canceled_at,
+        s.ended_at,
+        s.trial_end,
+        s.stripe_customer_id,
+        s.stripe_subscription_id,
+        s.catalog_version
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// The tenant a Stripe subscription belongs to, if Keel has seen it.
+pub async fn tenant_for_subscription(
+    conn: &mut PgConnection,
+    stripe_subscription_id: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT tenant_id FROM billing_subscriptions WHERE stripe_subscription_id = $1",
+        stripe_subscription_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The tenant a Stripe customer belongs to, if Keel has seen it.
+pub async fn tenant_for_customer(
+    conn: &mut PgConnection,
+    stripe_customer_id: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT tenant_id FROM billing_customers WHERE stripe_customer_id = $1",
+        stripe_customer_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records (or refreshes) a tenant's Stripe customer; `deleted` marks it deleted in Stripe.
+pub async fn upsert_customer(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    stripe_customer_id: &str,
+    email: Option<&str>,
+    name: Option<&str>,
+    deleted: bool,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO billing_customers (tenant_id, stripe_customer_id, email, name, deleted_at)
+         VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END)
+         ON CONFLICT (tenant_id) DO UPDATE SET
+           stripe_customer_id = EXCLUDED.stripe_customer_id,
+           email = COALESCE(EXCLUDED.email, billing_customers.email),
+           name = COALESCE(EXCLUDED.name, billing_customers.name),
+           deleted_at = CASE WHEN $5 THEN COALESCE(billing_customers.deleted_at, now()) END,
+           updated_at = now()",
+        tenant_id,
+        stripe_customer_id,
+        email,
+        name,
+        deleted
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether a tenant exists (events name tenants in metadata; a stale id must not crash a job).
+pub async fn tenant_exists(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<bool> {
+    let n = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM tenants WHERE id = $1"#,
+        tenant_id
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Links a Stripe customer to a tenant unless the tenant (or the customer) is linked already;
+/// leaves email, name and deletion state alone.
+pub async fn link_customer(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    stripe_customer_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO billing_customers (tenant_id, stripe_customer_id) VALUES ($1, $2)
+         ON CONFLICT DO NOTHING",
+        tenant_id,
+        stripe_customer_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The tenant's Stripe customer id, unless it was deleted in Stripe.
+pub async fn stripe_customer(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!(
+        "SELECT stripe_customer_id FROM billing_customers
+         WHERE tenant_id = $1 AND deleted_at IS NULL",
+        tenant_id
+    )
+    .fetch_optional(pool)
+    .await
+}
