@@ -1,0 +1,79 @@
+//! A tenant's notifications (usage statements, billing summaries, expiry notices) and where
+//! they are delivered.
+//!
+//! Notices are written by the billing jobs (`keel_jobs::kinds::billing_tasks`), each stored
+//! once; when the tenant set a URL, each is also POSTed there by a signed `webhook.deliver`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, TenantId};
+use crate::state::AppState;
+
+/// `GET /api/notifications?limit=&cursor=`: newest first; pass `next_cursor` as `cursor`.
+pub async fn list(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(key) = q.keys().find(|k| !matches!(k.as_str(), "limit" | "cursor")) {
+        return Err(ApiError::invalid(
+            key,
+            "unknown query parameter (use limit, cursor)",
+        ));
+    }
+    let limit = match q.get("limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=200).contains(l))
+            .ok_or_else(|| ApiError::invalid("limit", "must be an integer from 1 to 200"))?,
+    };
+    let cursor = match q.get("cursor") {
+        None => None,
+        Some(c) => Some(
+            uuid::Uuid::parse_str(c)
+                .map_err(|_| ApiError::invalid("cursor", "is not a cursor returned by this API"))?,
+        ),
+    };
+    let rows =
+        keel_models::billing_tasks::list_notifications(&state.pool, tenant, cursor, limit).await?;
+    let next_cursor = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|n| n.id))
+        .flatten();
+    Ok(Json(
+        json!({ "notifications": rows, "next_cursor": next_cursor }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// `null` stops deliveries (notices are still stored).
+    url: Option<String>,
+}
+
+/// `PUT /api/tenant/notifications {url}`: where notices are POSTed. The URL passes the same
+/// SSRF check as a `webhook.deliver` submit (422 otherwise), and again at each delivery.
+pub async fn put(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NotificationSettings>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(url) = &body.url {
+        if url.len() > 2048 {
+            return Err(ApiError::invalid("url", "must be at most 2048 bytes"));
+        }
+        keel_jobs::net::check_url(url, &state.services.net)
+            .map_err(|m| ApiError::invalid("url", m))?;
+    }
+    keel_models::billing_tasks::set_notification_url(&state.pool, tenant, body.url.as_deref())
+        .await?;
+    Ok(Json(json!({ "url": body.url })))
+}
