@@ -1,0 +1,180 @@
+//! Jira analyses: submitting them (`POST /api/analyze/{issue,sprint,portfolio}`) and reading an
+//! issue's history and trend (`GET /api/analyses/issues/{key}/{history,trend}`).
+//!
+//! The analyze endpoints are typed front doors to `POST /api/jobs`: the body is the job's args,
+//! checked here so errors name the body's fields, then the job takes the same submit path.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use keel_jobs::enqueue::Submit;
+use keel_jobs::kinds::analyze::{common, AnalyzeIssue, AnalyzePortfolio, AnalyzeSprint};
+use keel_jobs::Job;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, TenantId};
+use crate::routes::jobs::accept;
+use crate::state::AppState;
+
+async fn submit<J: Job>(
+    state: &AppState,
+    tenant: Uuid,
+    args: J,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    args.validate(&state.services).map_err(|e| {
+        ApiError::invalid(e.path.strip_prefix("args.").unwrap_or(&e.path), e.message)
+    })?;
+    if keel_models::jira::connection(&state.pool, tenant)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::Conflict {
+            code: "jira_not_connected",
+            message: "connect Jira first: PUT /api/tenant/jira {base_url, email, api_token}".into(),
+            details: Value::Null,
+        });
+    }
+    let body = Submit {
+        kind: J::NAME.to_string(),
+        args: serde_json::to_value(&args).map_err(anyhow::Error::from)?,
+        idempotency_key: None,
+        run_at: None,
+        max_attempts: None,
+    };
+    accept(state, tenant, body).await
+}
+
+pub async fn issue(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AnalyzeIssue>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    submit(&state, tenant, body).await
+}
+
+pub async fn sprint(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AnalyzeSprint>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    submit(&state, tenant, body).await
+}
+
+pub async fn portfolio(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AnalyzePortfolio>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    submit(&state, tenant, body).await
+}
+
+fn issue_key(raw: &str) -> Result<String, ApiError> {
+    let key = raw.to_ascii_uppercase();
+    common::check_issue_key("issue_key", &key).map_err(|e| ApiError::BadRequest {
+        code: "invalid_issue_key",
+        message: e.message,
+    })?;
+    Ok(key)
+}
+
+fn only_params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    match q.keys().find(|k| !allowed.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => Err(ApiError::invalid(
+            k,
+            format!("unknown query parameter (use {})", allowed.join(", ")),
+        )),
+    }
+}
+
+fn limit(q: &HashMap<String, String>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=max).contains(l))
+            .ok_or_else(|| {
+                ApiError::invalid("limit", format!("must be an integer from 1 to {max}"))
+            }),
+    }
+}
+
+/// `GET /api/analyses/issues/{key}/history?limit=&cursor=`: every analysis, newest first.
+pub async fn history(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    only_params(&q, &["limit", "cursor"])?;
+    let key = issue_key(&key)?;
+    let limit = limit(&q, 20, 200)?;
+    let cursor = match q.get("cursor") {
+        None => None,
+        Some(c) => Some(
+            Uuid::parse_str(c)
+                .map_err(|_| ApiError::invalid("cursor", "is not a cursor returned by this API"))?,
+        ),
+    };
+    let rows = keel_models::analysis::history(&state.pool, tenant, &key, cursor, limit).await?;
+    let next_cursor = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(json!({
+        "issue_key": key,
+        "analyses": rows,
+        "next_cursor": next_cursor,
+    })))
+}
+
+/// `GET /api/analyses/issues/{key}/trend?format=json|svg&since=&limit=`: risk score, blockers,
+/// negative-sentiment share and daily cost over time (oldest first), as JSON or an SVG chart.
+pub async fn trend(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    only_params(&q, &["format", "since", "limit"])?;
+    let key = issue_key(&key)?;
+    let limit = limit(&q, 100, 1000)?;
+    let since = match q.get("since") {
+        None => None,
+        Some(s) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map_err(|_| ApiError::invalid("since", "must be an RFC 3339 time"))?
+                .with_timezone(&chrono::Utc),
+        ),
+    };
+    let svg = match q.get("format").map(String::as_str) {
+        None | Some("json") => false,
+        Some("svg") => true,
+        Some(_) => return Err(ApiError::invalid("format", "must be json or svg")),
+    };
+    let rows = keel_models::analysis::trend(&state.pool, tenant, &key, since, limit).await?;
+    let points: Vec<keel_risk::trend::TrendPoint> = rows
+        .iter()
+        .map(|r| keel_risk::trend::TrendPoint {
+            at: r.analyzed_at,
+            risk_score: r.risk_score.clamp(0, 100) as u8,
+            blocker_count: r.blocker_count.max(0) as u32,
+            negative_share: r.negative_share,
+            daily_cost: r.daily_cost,
+        })
+        .collect();
+    if svg {
+        let body = keel_risk::trend::render_svg(&key, &points, "");
+        return Ok((
+            [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
+            body,
+        )
+            .into_response());
+    }
+    Ok(Json(json!({ "issue_key": key, "points": points })).into_response())
+}
