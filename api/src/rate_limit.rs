@@ -1,0 +1,112 @@
+//! Per-tenant request rate limits from the tenant's plan (per minute and per hour), counted in
+//! Redis so every API process shares one count. Over the limit → 429 with `Retry-After` and the
+//! IETF draft `RateLimit-Limit` / `RateLimit-Remaining` / `RateLimit-Reset` headers.
+//!
+//! Fails open: when Redis cannot be reached the request goes through (and a warning is logged),
+//! because refusing work Postgres could durably accept would be worse than a missed limit.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use keel_billing::catalog::RateLimit;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How long a tenant's plan limits are cached in the process (a plan change applies within it).
+const PLAN_TTL: Duration = Duration::from_secs(30);
+
+/// Switches and the small per-process cache metering and rate limiting use.
+pub struct Limits {
+    /// Reserve units and enforce quotas at submit (`KEEL_METERING`).
+    pub metering: bool,
+    /// Enforce the plans' request rate limits (`KEEL_RATE_LIMITS`).
+    pub rate_limits: bool,
+    plans: Mutex<HashMap<Uuid, (Instant, RateLimit)>>,
+}
+
+impl Limits {
+    pub fn new(metering: bool, rate_limits: bool) -> Self {
+        Self {
+            metering,
+            rate_limits,
+            plans: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cached(&self, tenant: Uuid) -> Option<RateLimit> {
+        let plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        plans
+            .get(&tenant)
+            .filter(|(at, _)| at.elapsed() < PLAN_TTL)
+            .map(|(_, r)| *r)
+    }
+
+    fn remember(&self, tenant: Uuid, limit: RateLimit) {
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        if plans.len() > 100_000 {
+            plans.clear(); // bounded memory; entries are cheap to rebuild
+        }
+        plans.insert(tenant, (Instant::now(), limit));
+    }
+}
+
+/// Counts the request and refuses it when the tenant is over its plan's rate.
+pub async fn check(state: &AppState, tenant: Uuid) -> Result<(), ApiError> {
+    if !state.limits.rate_limits {
+        return Ok(());
+    }
+    let limit = match state.limits.cached(tenant) {
+        Some(l) => l,
+        None => {
+            let plan_id = keel_models::billing::subscriptions::get(&state.pool, tenant)
+                .await?
+                .map(|s| s.plan_id);
+            let catalog = &state.billing.catalog;
+            let plan = plan_id
+                .and_then(|id| catalog.plan(&id))
+                .unwrap_or_else(|| catalog.free_plan());
+            state.limits.remember(tenant, plan.rate_limit);
+            plan.rate_limit
+        }
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let windows = [(60u64, limit.per_minute), (3600u64, limit.per_hour)];
+    let counts = match state
+        .lane
+        .count_hit(&tenant.to_string(), &[60, 3600], now)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "rate limit check skipped: Redis unavailable");
+            return Ok(());
+        }
+    };
+    for ((window, max), count) in windows.iter().zip(counts) {
+        if count > u64::from(*max) {
+            let reset = window - now % window;
+            let name = if *window == 60 { "minute" } else { "hour" };
+            return Err(ApiError::TooManyRequests {
+                code: "rate_limited",
+                message: format!(
+                    "more than {max} requests per {name} for this plan; retry in {reset} s"
+                ),
+                details: json!({ "limit": max, "window_seconds": window, "retry_after": reset }),
+                retry_after: Some(reset),
+                headers: vec![
+                    ("ratelimit-limit", max.to_string()),
+                    ("ratelimit-remaining", "0".to_string()),
+                    ("ratelimit-reset", reset.to_string()),
+                ],
+            });
+        }
+    }
+    Ok(())
+}

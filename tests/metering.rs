@@ -1,0 +1,450 @@
+mod support;
+
+// Metering, black-box: units reserved at submit in the job's own transaction, consumed when the
+// job succeeds, released when it is cancelled or dies (credits go back), exactly once even when
+// the worker is SIGKILLed mid-job; per-kind limits and the included allowance answer 429
+// `quota_exceeded`; credits cover usage beyond the allowance, oldest expiry first; a canceled or
+// long past-due subscription answers 402; request rates answer 429 with `Retry-After` and
+// `RateLimit-*` headers, counted in Redis across API processes.
+
+use std::time::Duration;
+
+use chrono::{Datelike, Utc};
+use keel_models::billing::ledger::{CreditGrant, Purchase};
+use keel_models::billing::subscriptions::SubscriptionState;
+use keel_models::job::JobStatus;
+use serde_json::{json, Value};
+use support::*;
+use uuid::Uuid;
+
+/// The shipped catalog with test-sized numbers: the free plan includes 30 units, allows 4
+/// sentiment jobs a period and 5 requests a minute; `webhook.deliver` costs 2 units.
+fn test_catalog() -> String {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/plans.toml")).unwrap();
+    let free = shipped
+        .find("[[plans]]\nid = \"free\"")
+        .expect("free plan first");
+    let end = free + shipped[free..].find("\n\n").unwrap();
+    let test_free = r#"[[plans]]
+id = "free"
+name = "Free"
+free = true
+monthly_price = 0
+annual_price = 0
+included_units = 30
+overage = "hard_cap"
+rate_limit = { per_minute = 5, per_hour = 500 }
+kind_limits = { "sentiment.score" = 4 }"#;
+    let body = format!("{}{}{}", &shipped[..free], test_free, &shipped[end..]);
+    let body = body.replacen(
+        "[[plans]]",
+        "[unit_weights.\"webhook.deliver\"]\nunits = 2\n\n[[plans]]",
+        1,
+    );
+    let path = std::env::temp_dir().join(format!("keel-test-plans-{}.toml", Uuid::now_v7()));
+    std::fs::write(&path, body).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+async fn metered_env() -> TestEnv {
+    let plans = test_catalog();
+    TestEnv::with(|s| {
+        s.metering = true;
+        s.plans_file = Some(plans);
+    })
+    .await
+}
+
+/// A sentiment job of `n` texts (1 unit per 100 texts).
+fn sentiment(n: usize) -> Value {
+    json!({ "kind": "sentiment.score", "args": { "texts": vec!["revenue fell"; n] } })
+}
+
+async fn usage(env: &TestEnv, key: &str) -> Value {
+    let resp = env
+        .http
+        .get(env.url("/api/usage"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+fn kind<'a>(usage: &'a Value, kind: &str) -> &'a Value {
+    usage["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == kind)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn units_are_reserved_at_submit_and_the_allowance_is_a_hard_cap() {
+    let env = metered_env().await;
+    let (_, key, _) = env.tenant("acme").await;
+    // 3 × 10 units use the 30 included units up (reserved: no worker runs them).
+    for _ in 0..3 {
+        env.submit_ok(&key, sentiment(1000)).await;
+    }
+    let u = usage(&env, &key).await;
+    assert_eq!(u["reserved"], 30, "{u}");
+    assert_eq!(u["remaining_included"], 0, "{u}");
+    assert_eq!(kind(&u, "sentiment.score")["reserved"], 3);
+
+    let (status, body) = env.submit(&key, sentiment(1)).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    let d = &body["error"]["details"];
+    assert_eq!(d["limit"], 30);
+    assert_eq!(d["used"], 30);
+    let now = Utc::now();
+    let (y, m) = if now.month() == 12 {
+        (now.year() + 1, 1)
+    } else {
+        (now.year(), now.month() + 1)
+    };
+    assert_eq!(
+        d["resets_at"],
+        format!("{y:04}-{m:02}-01T00:00:00Z"),
+        "{body}"
+    );
+    assert_eq!(env.count_jobs().await, 3, "a refused job is not stored");
+
+    // Unmetered kinds are not affected.
+    env.submit_ok(&key, noop(1)).await;
+}
+
+#[tokio::test]
+async fn a_per_kind_limit_refuses_the_next_job_of_that_kind() {
+    let env = metered_env().await;
+    let (_, key, _) = env.tenant("acme").await;
+    for _ in 0..4 {
+        env.submit_ok(&key, sentiment(1)).await;
+    }
+    let (status, body) = env.submit(&key, sentiment(1)).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "sentiment.score");
+    assert_eq!(body["error"]["details"]["limit"], 4);
+    assert_eq!(
+        kind(&usage(&env, &key).await, "sentiment.score")["remaining"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn success_consumes_and_cancel_releases_exactly_once() {
+    let env = metered_env().await;
+    let (tenant, key, _) = env.tenant("acme").await;
+    let a = env.submit_ok(&key, sentiment(250)).await; // 3 units
+    let b = env.submit_ok(&key, sentiment(100)).await; // 1 unit
+    let c = env.submit_ok(&key, sentiment(500)).await; // 5 units
+    assert_eq!(
+        env.post(&key, &format!("/api/jobs/{c}/cancel"))
+            .await
+            .status(),
+        200
+    );
+    env.spawn_worker(|_| {});
+    for id in [a, b] {
+        env.wait_status(id, JobStatus::Succeeded, secs(20)).await;
+    }
+    // Settlement commits with the job's final status; give the success batch a moment.
+    let u = wait_usage(&env, &key, |u| u["reserved"] == 0).await;
+    assert_eq!(u["used"], 4, "{u}");
+    assert_eq!(u["from_included"], 4);
+    assert_eq!(kind(&u, "sentiment.score")["used"], 2);
+    let pool = &env.keel.pool;
+    assert_eq!(
+        keel_models::metering::reservation_state(pool, a)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("consumed")
+    );
+    assert_eq!(
+        keel_models::metering::reservation_state(pool, c)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("released")
+    );
+    // A finished job finished again (a duplicate delivery's late success) changes nothing.
+    let before = keel_models::metering::periods(pool, tenant, 1)
+        .await
+        .unwrap();
+    keel_models::job::retry(pool, tenant, a).await.unwrap(); // not retryable: succeeded
+    let after = keel_models::metering::periods(pool, tenant, 1)
+        .await
+        .unwrap();
+    assert_eq!(before[0].used_included, after[0].used_included);
+}
+
+async fn wait_usage(env: &TestEnv, key: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + secs(20);
+    loop {
+        let u = usage(env, key).await;
+        if pred(&u) {
+            return u;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "usage never matched: {u}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn grant(env: &TestEnv, tenant: Uuid, units: i64, days: i64) -> Uuid {
+    let mut tx = env.keel.pool.begin().await.unwrap();
+    let now = Utc::now();
+    let purchase = keel_models::billing::ledger::insert_purchase(
+        &mut tx,
+        &Purchase {
+            id: Uuid::now_v7(),
+            tenant_id: tenant,
+            kind: "credit_pack".into(),
+            item_id: "pack_50".into(),
+            amount: 900,
+            currency: "usd".into(),
+            source: "local".into(),
+            stripe_checkout_session_id: Some(format!("cs_test_{}", Uuid::now_v7().simple())),
+            created_at: now,
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let id = Uuid::now_v7();
+    keel_models::billing::ledger::insert_credit_grant(
+        &mut tx,
+        &CreditGrant {
+            id,
+            tenant_id: tenant,
+            purchase_id: purchase.id,
+            pack_id: "pack_50".into(),
+            units,
+            remaining: units,
+            granted_at: now,
+            expires_at: now + chrono::Duration::days(days),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+#[tokio::test]
+async fn credits_cover_usage_past_the_allowance_oldest_expiry_first_and_return_on_release() {
+    let env = metered_env().await;
+    let (tenant, key, _) = env.tenant("acme").await;
+    let late = grant(&env, tenant, 50, 90).await;
+    let soon = grant(&env, tenant, 5, 10).await;
+    for _ in 0..3 {
+        env.submit_ok(&key, sentiment(1000)).await; // the 30 included units
+    }
+    let over = env.submit_ok(&key, sentiment(800)).await; // 8 units: 5 soon + 3 late
+    let u = usage(&env, &key).await;
+    assert_eq!(u["credits"]["available"], 47, "{u}");
+    let grants = keel_models::billing::ledger::list_credit_grants(&env.keel.pool, tenant, 10)
+        .await
+        .unwrap();
+    let left = |id: Uuid| grants.iter().find(|g| g.id == id).unwrap().remaining;
+    assert_eq!((left(soon), left(late)), (0, 47));
+
+    assert_eq!(
+        env.post(&key, &format!("/api/jobs/{over}/cancel"))
+            .await
+            .status(),
+        200
+    );
+    let u = usage(&env, &key).await;
+    assert_eq!(
+        u["credits"]["available"], 55,
+        "released credits go back: {u}"
+    );
+}
+
+async fn subscribe(env: &TestEnv, tenant: Uuid, status: &str) {
+    let now = Utc::now();
+    let mut tx = env.keel.pool.begin().await.unwrap();
+    keel_models::billing::subscriptions::upsert(
+        &mut tx,
+        &SubscriptionState {
+            tenant_id: tenant,
+            mode: "local".into(),
+            plan_id: "team".into(),
+            billing_interval: "month".into(),
+            status: status.into(),
+            add_ons: Vec::new(),
+            current_period_start: Some(now - chrono::Duration::days(3)),
+            current_period_end: Some(now + chrono::Duration::days(27)),
+            cancel_at_period_end: false,
+            canceled_at: None,
+            ended_at: None,
+            trial_end: None,
+            stripe_customer_id: None,
+            stripe_subscription_id: None,
+            catalog_version: 1,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn canceled_or_long_past_due_subscriptions_answer_402() {
+    let env = metered_env().await;
+    let (tenant, key, _) = env.tenant("acme").await;
+    subscribe(&env, tenant, "active").await;
+    env.submit_ok(&key, sentiment(1)).await;
+    let u = usage(&env, &key).await;
+    assert_eq!(u["plan"], "team");
+    assert_eq!(u["included"], 2500);
+
+    subscribe(&env, tenant, "canceled").await;
+    let (status, body) = env.submit(&key, sentiment(1)).await;
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(body["error"]["code"], "payment_required");
+
+    subscribe(&env, tenant, "past_due").await;
+    env.submit_ok(&key, sentiment(1)).await; // no failed payment on record: within grace
+    let mut conn = env.keel.pool.acquire().await.unwrap();
+    for (id, days) in [("in_test_recent", 2), ("in_test_old", 8)] {
+        let at = Utc::now() - chrono::Duration::days(days);
+        keel_models::billing::ledger::upsert_invoice(
+            &mut conn,
+            &keel_models::billing::ledger::Invoice {
+                id: id.into(),
+                tenant_id: tenant,
+                stripe_subscription_id: None,
+                number: None,
+                status: "open".into(),
+                amount_due: 9900,
+                amount_paid: 0,
+                currency: "usd".into(),
+                description: None,
+                period_start: None,
+                period_end: None,
+                hosted_invoice_url: None,
+                payment_failed_at: Some(at),
+                paid_at: None,
+                created_at: at,
+            },
+        )
+        .await
+        .unwrap();
+        let (status, body) = env.submit(&key, sentiment(1)).await;
+        let want = if days > 7 { 402 } else { 202 };
+        assert_eq!(status, want, "failed {days} days ago: {body}");
+    }
+    // Unmetered kinds still run (nothing is billed for them).
+    env.submit_ok(&key, noop(1)).await;
+}
+
+#[tokio::test]
+async fn request_rates_are_limited_across_api_processes() {
+    let plans = test_catalog();
+    let env = TestEnv::with(|s| {
+        s.rate_limits = true;
+        s.plans_file = Some(plans);
+    })
+    .await;
+    let (_, key, _) = env.tenant("acme").await;
+    // A second API process on the same database and Redis prefix.
+    let second = keel::startup::Keel::connect(env.keel.settings.clone(), false)
+        .await
+        .unwrap();
+    let api = second.api().await.unwrap();
+    let other = format!("http://{}", api.local_addr());
+    tokio::spawn(api.run_until_stopped(env.shutdown.child_token()));
+
+    let get = |base: String| {
+        let http = env.http.clone();
+        let key = key.clone();
+        async move {
+            http.get(format!("{base}/api/tenant"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let base = if i % 2 == 0 {
+            env.base.clone()
+        } else {
+            other.clone()
+        };
+        statuses.push(get(base).await.status().as_u16());
+    }
+    assert_eq!(statuses, [200; 5]);
+    let refused = get(other.clone()).await;
+    assert_eq!(refused.status(), 429);
+    let h = refused.headers();
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(h["ratelimit-limit"], "5");
+    assert_eq!(h["ratelimit-remaining"], "0");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Another tenant has its own budget.
+    let (_, other_key, _) = env.tenant("other").await;
+    let resp = env
+        .http
+        .get(env.url("/api/tenant"))
+        .bearer_auth(other_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_job_still_meters_each_job_exactly_once() {
+    let plans = test_catalog();
+    let mut env = TestEnv::with(|s| {
+        s.metering = true;
+        s.plans_file = Some(plans);
+    })
+    .await;
+    let (tenant, key, _) = env.tenant("acme").await;
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_delay(secs(3)))
+        .mount(&server)
+        .await;
+    let a = env.spawn_worker_process(&[]);
+    let hook = format!("{}/hook", server.uri());
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(env.submit_ok(&key, webhook(&hook, json!({ "n": n }))).await);
+    }
+    env.wait_for(ids[0], secs(20), |j| j.status == JobStatus::Running)
+        .await;
+    env.signal(a, "KILL");
+    env.wait_child(a, secs(5)).await;
+    let _b = env.spawn_worker_process(&[]);
+    for id in &ids {
+        env.wait_status(*id, JobStatus::Succeeded, secs(30)).await;
+    }
+    assert_eq!(
+        env.job(ids[0]).await.attempt,
+        2,
+        "the first attempt died with its worker"
+    );
+    let u = wait_usage(&env, &key, |u| u["reserved"] == 0).await;
+    assert_eq!(u["used"], 6, "3 jobs × 2 units, once each: {u}");
+    assert_eq!(kind(&u, "webhook.deliver")["used"], 3);
+    let periods = keel_models::metering::periods(&env.keel.pool, tenant, 5)
+        .await
+        .unwrap();
+    assert_eq!(periods.len(), 1);
+    assert_eq!(periods[0].used_included, 6);
+}
