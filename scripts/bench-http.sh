@@ -2,7 +2,9 @@
 # Benchmark of the durable HTTP submit path (not a test): `keel api` (release build) on a
 # scratch database, `wrk` with 8 connections POSTing noop jobs for SECS seconds. Every 202 means
 # the job's row was committed to Postgres (and its id pushed to Redis). No worker runs, so the
-# submit path is measured alone, as the queue benchmark measures enqueue alone.
+# submit path is measured alone, as the queue benchmark measures enqueue alone. Plan request-rate
+# limits are off (KEEL_RATE_LIMITS=false): they would cap the bench tenant at its plan's rate,
+# and this measures the capacity of the path, not a plan. noop is not metered either way.
 #   usage: bash scripts/bench-http.sh [SECS=10] [CONNECTIONS=8]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +15,7 @@ cargo build --release --bin keel -q
 DB=keel_bench_http
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" KEEL_REDIS_PREFIX=keelbenchhttp \
   KEEL_API_ADDR=127.0.0.1:18080 KEEL_ADMIN_TOKEN=bench-admin-token-0123 RUST_LOG=warn \
-  KEEL_REDIS_WINDOW=10000000
+  KEEL_REDIS_WINDOW=10000000 KEEL_RATE_LIMITS=false
 psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB" >/dev/null
 redis-cli --scan --pattern 'keelbenchhttp:*' | xargs -r redis-cli del >/dev/null
 target/release/keel migrate >/dev/null

@@ -16,7 +16,12 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// API + worker + scheduler in one process (creates the database and migrates first).
-    Up,
+    Up {
+        /// Also serve a built-in sample Jira on loopback and connect a demo tenant to it
+        /// (development only: prints the demo API key and curl lines to try).
+        #[arg(long)]
+        demo: bool,
+    },
     /// The HTTP API only.
     Api,
     /// A worker (scale by running more).
@@ -40,6 +45,27 @@ pub enum Command {
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
+    },
+    /// Sentiment model files (FinBERT).
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Download a Hugging Face BERT classifier (e.g. ProsusAI/finbert) into the model cache
+    /// (resumable, sha256-verified); select it with KEEL_SENTIMENT_MODEL=REPO.
+    Pull {
+        /// Repository name, e.g. ProsusAI/finbert (endpoint: HF_ENDPOINT, default huggingface.co).
+        repo: String,
+        /// Branch, tag or commit to pin.
+        #[arg(long, default_value = "main")]
+        revision: String,
+        /// Cache root (default ~/.cache/keel/models).
+        #[arg(long)]
+        cache_dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -93,6 +119,28 @@ pub fn shutdown_on_signals() -> CancellationToken {
 
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
+        Command::Model {
+            command:
+                ModelCommand::Pull {
+                    repo,
+                    revision,
+                    cache_dir,
+                },
+        } => {
+            let mut opts = keel_bert::hub::PullOptions::from_env();
+            let select = match (&cache_dir, revision.as_str()) {
+                (Some(_), _) => None,
+                (None, "main") => Some(repo.clone()),
+                (None, rev) => Some(format!("{repo}@{rev}")),
+            };
+            opts.revision = revision;
+            opts.cache_dir = cache_dir.unwrap_or(opts.cache_dir);
+            let dir = keel_bert::hub::pull(&repo, &opts).await?;
+            println!("pulled {repo} into {}", dir.display());
+            let spec = select.unwrap_or_else(|| dir.display().to_string());
+            println!("select it with KEEL_SENTIMENT_MODEL={spec}");
+            Ok(())
+        }
         Command::Migrate => {
             keel_models::db::create_database_if_missing(&settings.database_url).await?;
             let pool = keel_models::db::connect(&settings.database_url, 2).await?;
@@ -183,12 +231,24 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Up => {
+        Command::Up { demo } => {
+            let mut settings = settings;
             settings.warn_dev_defaults();
+            if demo {
+                // The demo Jira is on loopback, which the SSRF guard refuses otherwise.
+                settings.allow_private_networks = true;
+            }
             let keel = Keel::connect(settings, true).await?;
+            let demo = match demo {
+                true => Some(crate::demo::start(&keel).await?),
+                false => None,
+            };
             let shutdown = shutdown_on_signals();
             let api = keel.api().await?;
             let addr = api.local_addr();
+            if let Some(demo) = &demo {
+                println!("{}", crate::demo::banner(demo, addr));
+            }
             let worker = keel.worker(keel.settings.worker_config());
             let scheduler = keel.scheduler();
             tracing::info!(%addr, "keel is up: API, worker and scheduler in one process");

@@ -5,10 +5,12 @@
 //! - [`startup`]: [`startup::Keel`] connects Postgres and Redis once and builds the API,
 //!   workers and scheduler from them.
 //! - [`cli`]: the subcommands (`up`, `api`, `worker`, `scheduler`, `migrate`, `tenant`).
+//! - [`demo`]: `keel up --demo`, a sample Jira on loopback and a demo tenant connected to it.
 //! - [`telemetry`]: tracing set-up.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod demo;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

@@ -35,6 +35,16 @@ pub struct Settings {
     pub encryption_key: Option<SecretString>,
     /// Let webhooks reach loopback/private addresses (tests, on-prem receivers).
     pub allow_private_networks: bool,
+    /// Stripe secret API key (`KEEL_STRIPE_SECRET_KEY`); unset: billing runs in local mode
+    /// (plan changes and credit packs apply at once, answers say `"mode": "local"`).
+    pub stripe_secret_key: Option<SecretString>,
+    /// Stripe webhook endpoint secrets, comma-separated (`KEEL_STRIPE_WEBHOOK_SECRETS`): a
+    /// signature matching any of them is accepted, so a secret can be rotated without downtime.
+    pub stripe_webhook_secrets: Option<SecretString>,
+    /// Stripe API base URL (`KEEL_STRIPE_API_BASE`), for a fake Stripe in tests.
+    pub stripe_api_base: Option<String>,
+    /// Plan catalog file (`KEEL_PLANS_FILE`); unset: the embedded `config/plans.toml`.
+    pub plans_file: Option<String>,
     pub log_format: String,
     pub worker_concurrency: usize,
     pub worker_queues: Vec<String>,
@@ -52,6 +62,17 @@ pub struct Settings {
     /// Finished jobs (succeeded, dead, cancelled) are deleted by the daily housekeeping task
     /// this many days after they finished, so the ledger stays the size of recent work.
     pub job_retention_days: u32,
+    /// Most Jira requests one worker process runs at once for one tenant, so one tenant's big
+    /// portfolio cannot take every socket (or the tenant's Jira rate budget) from the rest.
+    pub jira_concurrency: usize,
+    /// Reserve each metered job's units against the tenant's plan at submit and refuse jobs
+    /// over quota (`KEEL_METERING`, on by default; off for a deployment without billing).
+    pub metering: bool,
+    /// Enforce the plans' per-tenant request rates (`KEEL_RATE_LIMITS`, on by default).
+    pub rate_limits: bool,
+    /// FinBERT model for `sentiment.score` `{"model": "finbert"}` (`KEEL_SENTIMENT_MODEL`): a
+    /// model directory, or a repository name fetched with `keel model pull` (`repo[@revision]`).
+    pub sentiment_model: Option<String>,
 }
 
 impl Default for Settings {
@@ -68,6 +89,10 @@ impl Default for Settings {
             admin_token: None,
             encryption_key: None,
             allow_private_networks: false,
+            stripe_secret_key: None,
+            stripe_webhook_secrets: None,
+            stripe_api_base: None,
+            plans_file: None,
             log_format: "text".into(),
             worker_concurrency: w.concurrency,
             worker_queues: Vec::new(),
@@ -81,6 +106,10 @@ impl Default for Settings {
             backoff_base_ms: w.backoff.base.as_millis() as u64,
             backoff_cap_ms: w.backoff.cap.as_millis() as u64,
             job_retention_days: 14,
+            jira_concurrency: 4,
+            metering: true,
+            rate_limits: true,
+            sentiment_model: None,
         }
     }
 }
@@ -127,6 +156,9 @@ impl Settings {
         if !matches!(self.log_format.as_str(), "text" | "json") {
             anyhow::bail!("KEEL_LOG_FORMAT must be `text` or `json`");
         }
+        if self.jira_concurrency == 0 || self.jira_concurrency > 64 {
+            anyhow::bail!("KEEL_JIRA_CONCURRENCY must be between 1 and 64");
+        }
         if self.worker_concurrency == 0 || self.worker_concurrency > 10_000 {
             anyhow::bail!("KEEL_WORKER_CONCURRENCY must be between 1 and 10000");
         }
@@ -144,6 +176,7 @@ impl Settings {
         }
         keel_models::crypto::SecretBox::from_config(self.encryption_key_spec())
             .map_err(|e| anyhow::anyhow!("KEEL_ENCRYPTION_KEY is invalid: {e}"))?;
+        self.validate_billing()?;
         if self.production() {
             if self.admin_token.is_none() {
                 anyhow::bail!("KEEL_ADMIN_TOKEN must be set when KEEL_ENV=production");
@@ -177,6 +210,56 @@ impl Settings {
         if self.allow_private_networks {
             tracing::warn!("KEEL_ALLOW_PRIVATE_NETWORKS is on: webhooks may reach loopback and private addresses");
         }
+    }
+
+    /// Billing settings: the plan catalog loads and validates, webhook secrets and the Stripe
+    /// base URL are well-formed.
+    fn validate_billing(&self) -> anyhow::Result<()> {
+        self.plan_catalog(&keel_jobs::builtin_registry().names())?;
+        if let Some(s) = &self.stripe_webhook_secrets {
+            if self.stripe_webhook_secret_list().len() != s.expose_secret().split(',').count() {
+                anyhow::bail!(
+                    "KEEL_STRIPE_WEBHOOK_SECRETS must be comma-separated non-empty secrets"
+                );
+            }
+        }
+        if let Some(k) = &self.stripe_secret_key {
+            if !k.expose_secret().starts_with("sk_") && !k.expose_secret().starts_with("rk_") {
+                anyhow::bail!("KEEL_STRIPE_SECRET_KEY must be a Stripe secret key (sk_… or rk_…)");
+            }
+        }
+        if let Some(base) = &self.stripe_api_base {
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                anyhow::bail!("KEEL_STRIPE_API_BASE must be an http(s) URL");
+            }
+        }
+        Ok(())
+    }
+
+    /// The plan catalog (`KEEL_PLANS_FILE` or the embedded default), validated against `kinds`.
+    pub fn plan_catalog(&self, kinds: &[&str]) -> anyhow::Result<keel_api::billing::Catalog> {
+        keel_api::billing::Catalog::load(self.plans_file.as_deref(), kinds).map_err(|e| {
+            let from = self
+                .plans_file
+                .as_deref()
+                .unwrap_or("the embedded config/plans.toml");
+            anyhow::anyhow!("KEEL_PLANS_FILE ({from}): {e}")
+        })
+    }
+
+    /// The configured webhook secrets, in order, blanks dropped.
+    pub fn stripe_webhook_secret_list(&self) -> Vec<SecretString> {
+        self.stripe_webhook_secrets
+            .as_ref()
+            .map(|s| {
+                s.expose_secret()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(SecretString::from)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn admin_token(&self) -> SecretString {

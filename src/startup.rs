@@ -50,14 +50,28 @@ impl Keel {
             settings.redis_window,
         )
         .await?;
+        // The plan catalog, checked against this registry's kinds. Job handlers read it through
+        // `keel_billing::catalog::global()` (the first catalog installed in a process wins).
+        keel_api::billing::catalog::install(settings.plan_catalog(&registry.names())?);
         let secrets = SecretBox::from_config(settings.encryption_key_spec())?;
-        let services = Arc::new(Services::new(
+        let mut services = Services::new(
             pool.clone(),
             secrets,
             NetPolicy {
                 allow_private: settings.allow_private_networks,
             },
-        ));
+        )
+        .with_jira_config(keel_jira::JiraConfig {
+            max_concurrency: settings.jira_concurrency,
+            ..keel_jira::JiraConfig::default()
+        });
+        // FinBERT: its files are checked now, the weights load on the first job that asks.
+        if let Some(spec) = &settings.sentiment_model {
+            let engine = keel_bert::finbert_engine(spec)
+                .map_err(|e| anyhow::anyhow!("KEEL_SENTIMENT_MODEL={spec}: {e:#}"))?;
+            services = services.with_finbert(engine);
+        }
+        let services = Arc::new(services);
         Ok(Self {
             settings,
             pool,
@@ -75,8 +89,32 @@ impl Keel {
             services: self.services.clone(),
             admin_token: Arc::new(self.settings.admin_token()),
             metrics: keel_api::metrics::handle(),
+            billing: Arc::new(keel_api::state::BillingConfig {
+                catalog: keel_api::billing::catalog::global(),
+                webhook_secrets: self.settings.stripe_webhook_secret_list(),
+                stripe: self.stripe_api()?.map(Arc::new),
+            }),
+            scheduler: Arc::new(self.scheduler()),
+            limits: Arc::new(keel_api::rate_limit::Limits::new(
+                self.settings.metering,
+                self.settings.rate_limits,
+            )),
         };
         Application::build(self.settings.api_addr, state).await
+    }
+
+    /// The Stripe API client when `KEEL_STRIPE_SECRET_KEY` is set (Stripe mode).
+    fn stripe_api(&self) -> std::io::Result<Option<keel_jobs::kinds::stripe::client::StripeApi>> {
+        use secrecy::ExposeSecret;
+        let Some(key) = &self.settings.stripe_secret_key else {
+            return Ok(None);
+        };
+        keel_jobs::kinds::stripe::client::StripeApi::new(
+            key.expose_secret(),
+            self.settings.stripe_api_base.as_deref(),
+        )
+        .map(Some)
+        .map_err(std::io::Error::other)
     }
 
     /// The scheduler with Keel's built-in tasks, on the system clock.

@@ -470,7 +470,14 @@ async fn an_unknown_kind_is_422_listing_the_known_kinds() {
     let details = assert_error(status, &body, 422, "unknown_kind");
     assert_eq!(
         details["known_kinds"],
-        json!(["noop", "sentiment.score", "webhook.deliver"]),
+        json!([
+            "jira.analyze.issue",
+            "jira.analyze.portfolio",
+            "jira.analyze.sprint",
+            "noop",
+            "sentiment.score",
+            "webhook.deliver"
+        ]),
         "{body}"
     );
     assert_eq!(env.count_jobs().await, 0);

@@ -291,16 +291,19 @@ async fn housekeeping_deletes_only_finished_jobs_older_than_the_retention() {
         // Not finished, whatever its finished_at says: it waits for its next attempt.
         parked_job(&env, JobStatus::Failed, Some(40)).await,
     ];
-    // An old tick whose job is pruned keeps its record (it is what stops the tick repeating).
+    // Tick records older than the retention go, except a task's newest one: its job is pruned
+    // but the record stays (it is what stops the tick repeating).
     let mut tx = env.keel.pool.begin().await.unwrap();
-    assert!(keel_models::schedule::record_tick(
-        &mut tx,
-        "old-task",
-        at(2020, 1, 1, 0, 0, 0),
-        old[0]
-    )
-    .await
-    .unwrap());
+    for (day, job) in [(1, old[1]), (2, old[0])] {
+        assert!(keel_models::schedule::record_tick(
+            &mut tx,
+            "old-task",
+            at(2020, 1, day, 0, 0, 0),
+            job
+        )
+        .await
+        .unwrap());
+    }
     tx.commit().await.unwrap();
 
     env.spawn_worker(|_| {});
@@ -318,7 +321,10 @@ async fn housekeeping_deletes_only_finished_jobs_older_than_the_retention() {
     let done = env
         .wait_status(job.id, JobStatus::Succeeded, secs(20))
         .await;
-    assert_eq!(done.result, Some(json!({ "deleted": 3 })));
+    assert_eq!(
+        done.result,
+        Some(json!({ "deleted": 3, "schedule_runs_deleted": 1 }))
+    );
 
     for id in &old {
         assert!(
@@ -342,6 +348,11 @@ async fn housekeeping_deletes_only_finished_jobs_older_than_the_retention() {
         .await
         .unwrap();
     assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].tick,
+        at(2020, 1, 2, 0, 0, 0),
+        "the newest tick is kept"
+    );
     assert_eq!(runs[0].job_id, None);
     assert_eq!(runs[0].job_status, None);
     // Its own run is listed with its status.
@@ -362,10 +373,11 @@ async fn tenants_cannot_submit_or_see_internal_kinds() {
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "unknown_kind");
-    assert_eq!(
-        body["error"]["details"]["known_kinds"],
-        json!(["noop", "sentiment.score", "webhook.deliver"])
-    );
+    // Tenants are told the public kinds only: every registered kind that is not internal.
+    let registry = keel_jobs::builtin_registry();
+    let public: Vec<&str> = registry.public_names();
+    assert!(public.contains(&"noop") && !public.contains(&"keel.housekeeping"));
+    assert_eq!(body["error"]["details"]["known_kinds"], json!(public));
     assert_eq!(env.count_jobs().await, 0);
 }
 
@@ -431,4 +443,29 @@ async fn keel_scheduler_run_once_and_list() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn operators_list_schedules_over_http() {
+    let env = TestEnv::new().await;
+    let url = env.url("/admin/schedules");
+    let denied = env.http.get(&url).send().await.unwrap();
+    assert_eq!(denied.status(), 401);
+    let (_, key, _) = env.tenant("acme").await;
+    let tenant = env.http.get(&url).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(tenant.status(), 401, "a tenant key is not the admin token");
+
+    let resp = env.http.get(&url).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let task = body["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == HOUSEKEEPING)
+        .unwrap_or_else(|| panic!("housekeeping missing: {body}"));
+    assert_eq!(task["cron"], "0 15 3 * * *");
+    assert_eq!(task["catch_up"], "latest");
+    assert!(task["next_run"].as_str().unwrap().contains("T03:15:00"));
+    assert_eq!(task["last_tick"], Value::Null);
 }

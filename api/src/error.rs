@@ -35,6 +35,27 @@ pub enum ApiError {
     },
     #[error("{message}")]
     Unavailable { message: String, details: Value },
+    /// The tenant's subscription no longer entitles it to run jobs (canceled, or past due
+    /// beyond the grace period).
+    #[error("{message}")]
+    PaymentRequired { message: String },
+    /// A quota or request-rate limit: `Retry-After` (seconds) and any `RateLimit-*` headers are
+    /// sent with the error.
+    #[error("{message}")]
+    TooManyRequests {
+        code: &'static str,
+        message: String,
+        details: Value,
+        retry_after: Option<u64>,
+        headers: Vec<(&'static str, String)>,
+    },
+    /// An upstream service Keel called for the request (e.g. the tenant's Jira) failed.
+    #[error("{message}")]
+    BadGateway {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -99,6 +120,17 @@ impl ApiError {
                 "unavailable",
                 details.clone(),
             ),
+            ApiError::PaymentRequired { .. } => (
+                StatusCode::PAYMENT_REQUIRED,
+                "payment_required",
+                Value::Null,
+            ),
+            ApiError::TooManyRequests { code, details, .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, code, details.clone())
+            }
+            ApiError::BadGateway { code, details, .. } => {
+                (StatusCode::BAD_GATEWAY, code, details.clone())
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Value::Null),
         }
     }
@@ -114,6 +146,22 @@ impl IntoResponse for ApiError {
             "error": { "code": code, "message": self.to_string(), "details": details }
         }));
         let mut resp = (status, body).into_response();
+        if let ApiError::TooManyRequests {
+            retry_after,
+            headers,
+            ..
+        } = &self
+        {
+            let h = resp.headers_mut();
+            if let Some(secs) = retry_after {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+            }
+            for (name, value) in headers {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    h.insert(*name, v);
+                }
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

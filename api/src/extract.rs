@@ -134,10 +134,11 @@ where
         if !key.starts_with(keel_models::crypto::API_KEY_PREFIX) {
             return Err(ApiError::Unauthorized);
         }
-        keel_models::tenant::authenticate(&state.pool, key)
+        let tenant = keel_models::tenant::authenticate(&state.pool, key)
             .await?
-            .map(TenantId)
-            .ok_or(ApiError::Unauthorized)
+            .ok_or(ApiError::Unauthorized)?;
+        crate::rate_limit::check(&state, tenant).await?;
+        Ok(TenantId(tenant))
     }
 }
 

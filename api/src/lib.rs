@@ -10,7 +10,9 @@
 
 pub mod error;
 pub mod extract;
+pub mod metering;
 pub mod metrics;
+pub mod rate_limit;
 pub mod routes;
 pub mod state;
 
@@ -22,6 +24,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
+/// The billing logic crate (plan catalog, Stripe signatures), for the binary's settings.
+pub use keel_billing as billing;
 pub use state::AppState;
 
 /// Request bodies above this get a 413.

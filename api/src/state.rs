@@ -16,4 +16,31 @@ pub struct AppState {
     pub services: Arc<Services>,
     pub admin_token: Arc<SecretString>,
     pub metrics: PrometheusHandle,
+    /// Plan catalog and Stripe settings (issue #5).
+    pub billing: Arc<BillingConfig>,
+    /// The scheduler's task list, for `GET /admin/schedules` (this copy never runs a pass).
+    pub scheduler: Arc<keel_scheduler::Scheduler>,
+    /// Metering and rate-limit switches, and the plan cache of the rate limiter.
+    pub limits: Arc<crate::rate_limit::Limits>,
+}
+
+/// What the billing routes need: the catalog, and Stripe settings when Stripe is configured.
+pub struct BillingConfig {
+    pub catalog: Arc<keel_billing::Catalog>,
+    /// Secrets accepted on `POST /webhooks/stripe` (several while one is being rotated).
+    pub webhook_secrets: Vec<SecretString>,
+    /// Set (`KEEL_STRIPE_SECRET_KEY`): Stripe mode. Unset: local mode (changes apply at once,
+    /// without Stripe).
+    pub stripe: Option<Arc<keel_jobs::kinds::stripe::client::StripeApi>>,
+}
+
+impl BillingConfig {
+    /// `"local"` or `"stripe"`, as billing answers report it.
+    pub fn mode(&self) -> &'static str {
+        if self.stripe.is_some() {
+            "stripe"
+        } else {
+            "local"
+        }
+    }
 }

@@ -92,6 +92,25 @@ impl JiraClient {
         api_token: SecretString,
         config: JiraConfig,
     ) -> Result<Self, JiraError> {
+        Self::with_http_builder(
+            base_url,
+            email,
+            api_token,
+            config,
+            reqwest::Client::builder(),
+        )
+    }
+
+    /// Like [`JiraClient::new`], starting from the caller's HTTP client builder, so the job layer
+    /// can put its SSRF-guarding DNS resolver under every Jira request (tenants choose the base
+    /// URL). Timeouts, redirects and the user agent are still set here.
+    pub fn with_http_builder(
+        base_url: &str,
+        email: impl Into<String>,
+        api_token: SecretString,
+        config: JiraConfig,
+        builder: reqwest::ClientBuilder,
+    ) -> Result<Self, JiraError> {
         config.validate().map_err(JiraError::Invalid)?;
         let base = parse_base_url(base_url, config.allow_insecure_http)?;
         let email = email.into().trim().to_string();
@@ -107,7 +126,7 @@ impl JiraClient {
             .map_err(|_| JiraError::Invalid("the Jira email contains invalid characters".into()))?;
         auth.set_sensitive(true);
 
-        let http = reqwest::Client::builder()
+        let http = builder
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             // A redirect could carry the Basic credentials elsewhere; report

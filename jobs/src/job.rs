@@ -60,6 +60,11 @@ pub struct Services {
     pub net: NetPolicy,
     /// Outbound HTTP with the SSRF guard built in (see [`crate::net`]).
     pub http: reqwest::Client,
+    /// Per-tenant Jira clients (shared so the per-tenant request cap holds across jobs).
+    pub jira: crate::kinds::analyze::JiraClients,
+    /// Sentiment models behind batching services (`sentiment.score`): the built-in model, plus
+    /// FinBERT when configured ([`Services::with_finbert`]).
+    pub sentiment: crate::kinds::sentiment::SentimentEngines,
 }
 
 impl Services {
@@ -70,7 +75,22 @@ impl Services {
             secrets,
             net,
             http,
+            jira: crate::kinds::analyze::JiraClients::new(keel_jira::JiraConfig::default()),
+            sentiment: Default::default(),
         }
+    }
+
+    /// Adds the FinBERT engine for `sentiment.score` `{"model": "finbert"}`
+    /// (startup passes `keel_bert::finbert_engine(KEEL_SENTIMENT_MODEL)`).
+    pub fn with_finbert(mut self, engine: Arc<dyn keel_sentiment::engine::Engine>) -> Self {
+        self.sentiment = self.sentiment.with_finbert(engine);
+        self
+    }
+
+    /// Overrides the Jira client settings (per-tenant concurrency cap, timeouts).
+    pub fn with_jira_config(mut self, config: keel_jira::JiraConfig) -> Self {
+        self.jira = crate::kinds::analyze::JiraClients::new(config);
+        self
     }
 }
 

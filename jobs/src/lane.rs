@@ -168,6 +168,27 @@ impl Lane {
         pipe.query_async::<()>(&mut conn).await
     }
 
+    /// Counts one request of `subject` in fixed windows (`(window seconds, _)`) that contain
+    /// `now_secs`, shared by every process using this Redis: one pipelined round trip of
+    /// `INCR` + `EXPIRE … NX` per window. Returns each window's count including this request.
+    pub async fn count_hit(
+        &self,
+        subject: &str,
+        windows: &[u64],
+        now_secs: u64,
+    ) -> Result<Vec<u64>, RedisError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for &w in windows {
+            let w = w.max(1);
+            let key = format!("{}:rl:{subject}:{w}:{}", self.prefix, now_secs / w);
+            pipe.cmd("INCR").arg(&key);
+            pipe.cmd("EXPIRE").arg(&key).arg(w + 1).arg("NX").ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<Vec<u64>>(&mut conn).await
+    }
+
     /// Entries in the stream (undelivered plus delivered-but-not-acked).
     pub async fn len(&self, queue: &str) -> Result<usize, RedisError> {
         let mut conn = self.conn.clone();

@@ -32,5 +32,13 @@ pub fn builtin_registry() -> Registry {
         .and_then(|r| r.register::<kinds::webhook::WebhookDeliver>())
         .and_then(|r| r.register::<kinds::sentiment::SentimentScore>())
         .and_then(|r| r.register::<kinds::housekeeping::Housekeeping>())
+        .and_then(|r| r.register::<kinds::stripe::StripeEvent>())
+        .and_then(|r| r.register::<kinds::billing_tasks::close_period::ClosePeriod>())
+        .and_then(|r| r.register::<kinds::billing_tasks::monthly_run::MonthlyRun>())
+        .and_then(|r| r.register::<kinds::billing_tasks::notices::ExpiryNotices>())
+        .and_then(|r| r.register::<kinds::billing_tasks::notices::ExpireCredits>())
+        .and_then(|r| r.register::<kinds::analyze::AnalyzeIssue>())
+        .and_then(|r| r.register::<kinds::analyze::AnalyzeSprint>())
+        .and_then(|r| r.register::<kinds::analyze::AnalyzePortfolio>())
         .expect("built-in kinds have distinct names")
 }

@@ -140,10 +140,15 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// A client builder whose resolver refuses internal addresses: the base of every client that
+/// calls tenant-chosen hosts (webhooks, Jira).
+pub fn guarded_builder(policy: &NetPolicy) -> reqwest::ClientBuilder {
+    reqwest::Client::builder().dns_resolver(Arc::new(GuardedResolver { policy: *policy }))
+}
+
 /// The client handlers use for tenant-chosen URLs.
 pub fn guarded_client(policy: &NetPolicy) -> reqwest::Client {
-    reqwest::Client::builder()
-        .dns_resolver(Arc::new(GuardedResolver { policy: *policy }))
+    guarded_builder(policy)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .user_agent(concat!("Keel/", env!("CARGO_PKG_VERSION")))

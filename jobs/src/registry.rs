@@ -155,16 +155,31 @@ mod tests {
         assert_eq!(
             r.names(),
             vec![
+                "billing.close_period",
+                "billing.expire_credits",
+                "billing.expiry_notices",
+                "billing.monthly_run",
+                "jira.analyze.issue",
+                "jira.analyze.portfolio",
+                "jira.analyze.sprint",
                 "keel.housekeeping",
                 "noop",
                 "sentiment.score",
+                "stripe.event",
                 "webhook.deliver"
             ]
         );
         assert_eq!(
             r.public_names(),
-            vec!["noop", "sentiment.score", "webhook.deliver"]
+            vec![
+                "jira.analyze.issue",
+                "jira.analyze.portfolio",
+                "jira.analyze.sprint",
+                "noop",
+                "sentiment.score",
+                "webhook.deliver"
+            ]
         );
-        assert_eq!(r.queues(), vec!["default"]);
+        assert_eq!(r.queues(), vec!["analysis", "default"]);
     }
 }

@@ -8,13 +8,24 @@
 //! - [`crypto`]: API-key hashing and AES-256-GCM encryption of secrets at rest.
 //! - [`tenant`]: tenants and their API keys.
 //! - [`job`]: the job ledger — insert, guarded state transitions, relay queries, listings.
+//! - [`jira`]: a tenant's Jira connection (token sealed) and risk settings.
+//! - [`analysis`]: `analysis_history`, every issue assessment (history and trends).
+//! - [`metering`]: per-period allowance counters and per-job reservations (quota at submit).
+//! - [`usage`]: the append-only usage ledger, one row per successful job.
 //! - [`schedule`]: the scheduler's exactly-once tick records, and pruning of old finished jobs.
+//! - [`billing_tasks`]: per-tenant-period run keys, notifications, revenue snapshots (issue #6).
 #![forbid(unsafe_code)]
 
+pub mod analysis;
+pub mod billing;
+pub mod billing_tasks;
 pub mod crypto;
 pub mod db;
+pub mod jira;
 pub mod job;
+pub mod metering;
 pub mod schedule;
 pub mod tenant;
+pub mod usage;
 
 pub use sqlx::{PgConnection, PgPool, Postgres, Transaction};

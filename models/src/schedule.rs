@@ -129,3 +129,19 @@ async fn prune_batch(
     .await?;
     Ok((row.deleted, row.last))
 }
+
+/// Deletes tick records older than `older_than`, except each task's newest one (due ticks are
+/// computed from it, so it must stay however old it is). Returns how many were deleted. The
+/// retention should cover every tick a catch-up could still consider; a year is plenty for a
+/// monthly task.
+pub async fn prune_runs(pool: &PgPool, older_than: Duration) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "DELETE FROM schedule_runs s
+         WHERE s.tick < now() - $1::interval
+           AND s.tick < (SELECT max(m.tick) FROM schedule_runs m WHERE m.task = s.task)",
+        interval(older_than)
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

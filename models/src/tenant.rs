@@ -100,6 +100,18 @@ pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Tenant>> {
     .await
 }
 
+/// The oldest tenant with this exact name (names are not unique; `keel up --demo` reuses its
+/// demo tenant by name).
+pub async fn find_by_name(pool: &PgPool, name: &str) -> sqlx::Result<Option<Tenant>> {
+    sqlx::query_as!(
+        Tenant,
+        "SELECT id, name, created_at FROM tenants WHERE name = $1 ORDER BY created_at, id LIMIT 1",
+        name
+    )
+    .fetch_optional(pool)
+    .await
+}
+
 pub async fn list_keys(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Vec<ApiKeyInfo>> {
     sqlx::query_as!(
         ApiKeyInfo,

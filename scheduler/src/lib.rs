@@ -15,8 +15,17 @@
 //! [`CatchUp::All`] enqueues every missed tick (at most [`MAX_CATCH_UP`] per pass, the rest on
 //! the next passes) and [`CatchUp::Latest`] only the newest one.
 //!
+//! Per-tenant tasks ([`Task::per_tenant`], see `per_tenant.rs`) enqueue at each tick one job
+//! per (tenant, period) their scan finds, each keyed in `schedule_tenant_runs` in the
+//! transaction that inserts it. The billing tasks (`billing.rs`) are built on both kinds.
+//!
 //! Time comes from an injectable [`Clock`], so tests drive months of ticks without sleeping.
 #![forbid(unsafe_code)]
+
+pub mod billing;
+mod per_tenant;
+
+pub use per_tenant::{FanOutFn, TenantJob};
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -74,8 +83,18 @@ pub struct Task {
     /// When it runs (UTC).
     pub schedule: cron::Schedule,
     pub catch_up: CatchUp,
-    /// The job to enqueue for a tick.
-    pub job: JobFn,
+    /// What a tick enqueues.
+    pub job: TaskJob,
+}
+
+/// What a task enqueues at a tick.
+#[derive(Clone)]
+pub enum TaskJob {
+    /// One job per tick, keyed by `(task, tick)` in `schedule_runs`.
+    PerTick(JobFn),
+    /// One job per (tenant, period) the scan finds, keyed by `(task, tenant, period_start)` in
+    /// `schedule_tenant_runs`; the tick itself is recorded (without a job) after the scan.
+    PerTenant(FanOutFn),
 }
 
 impl Task {
@@ -91,7 +110,23 @@ impl Task {
             name,
             schedule: cron::Schedule::from_str(cron)?,
             catch_up,
-            job: Arc::new(job),
+            job: TaskJob::PerTick(Arc::new(job)),
+        })
+    }
+
+    /// A per-tenant task: at each tick, `scan(pool, tick)` lists the (tenant, period) jobs due;
+    /// each is enqueued at most once ever, however many replicas and ticks see it.
+    pub fn per_tenant(
+        name: &'static str,
+        cron: &str,
+        catch_up: CatchUp,
+        scan: FanOutFn,
+    ) -> Result<Self, cron::error::Error> {
+        Ok(Self {
+            name,
+            schedule: cron::Schedule::from_str(cron)?,
+            catch_up,
+            job: TaskJob::PerTenant(scan),
         })
     }
 }
@@ -121,9 +156,11 @@ pub const HOUSEKEEPING: &str = "housekeeping";
 ///
 /// - `housekeeping`, daily at 03:15:00 UTC (a quiet hour for most of Europe and the Americas),
 ///   [`CatchUp::Latest`]: one prune after downtime deletes everything a missed one would have.
+/// - the billing tasks of [`billing::tasks`] (period rollover, monthly run, expiry notices,
+///   credit expiry).
 pub fn default_tasks(settings: &TaskSettings) -> Vec<Task> {
     let retention_days = settings.job_retention_days;
-    vec![Task::new(
+    let mut tasks = vec![Task::new(
         HOUSEKEEPING,
         "0 15 3 * * *",
         CatchUp::Latest,
@@ -134,7 +171,9 @@ pub fn default_tasks(settings: &TaskSettings) -> Vec<Task> {
             )
         },
     )
-    .expect("a valid cron expression")]
+    .expect("a valid cron expression")];
+    tasks.extend(billing::tasks());
+    tasks
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -294,9 +333,10 @@ impl Scheduler {
         // In order: a tick is recorded only after every earlier one, so the last recorded tick
         // is always where to resume.
         for tick in due {
-            if self.enqueue_tick(task, tick).await?.is_some() {
-                enqueued += 1;
-            }
+            enqueued += match &task.job {
+                TaskJob::PerTick(_) => usize::from(self.enqueue_tick(task, tick).await?.is_some()),
+                TaskJob::PerTenant(scan) => self.fan_out(task, scan, tick).await?.len(),
+            };
         }
         Ok(enqueued)
     }
@@ -308,38 +348,19 @@ impl Scheduler {
         task: &Task,
         tick: DateTime<Utc>,
     ) -> Result<Option<JobRow>, SchedulerError> {
-        let (kind_name, args) = (task.job)(tick);
-        let kind = self
-            .registry
-            .get(kind_name)
-            .ok_or_else(|| SchedulerError::UnknownKind {
-                task: task.name,
-                kind: kind_name.to_string(),
-            })?;
-        let args = if args.is_null() { json!({}) } else { args };
-        kind.check_shape(&args)
-            .map_err(|e| SchedulerError::InvalidArgs {
-                task: task.name,
-                kind: kind_name.to_string(),
-                path: e.path,
-                message: e.message,
-            })?;
+        let job = match &task.job {
+            TaskJob::PerTick(job) => job,
+            // A per-tenant task run by hand (`run-once`): its scan at this tick; the last job
+            // it enqueued, if any.
+            TaskJob::PerTenant(scan) => return Ok(self.fan_out(task, scan, tick).await?.pop()),
+        };
+        let (kind_name, args) = job(tick);
         let key = format!(
             "schedule:{}:{}",
             task.name,
             tick.to_rfc3339_opts(SecondsFormat::AutoSi, true)
         );
-        let new = NewJob {
-            id: Uuid::now_v7(),
-            tenant_id: None,
-            kind: kind.name().to_string(),
-            queue: kind.queue().to_string(),
-            args,
-            max_attempts: kind.max_attempts(),
-            run_at: None,
-            idempotency_key: Some(key.clone()),
-            dispatched: true,
-        };
+        let new = self.new_job(task, kind_name, args, key.clone())?;
         let mut tx = self.pool.begin().await?;
         // The tick first: its primary-key lock decides the race between replicas before any job
         // exists (the job_id foreign key is checked at commit).
@@ -365,6 +386,43 @@ impl Scheduler {
         tracing::info!(task = task.name, %tick, job_id = %job.id, kind = %job.kind,
             "scheduled job enqueued");
         Ok(Some(job))
+    }
+
+    /// The job row for `kind_name` with `args`, checked against the registry (kind known, args
+    /// of the kind's shape) so a broken task fails at enqueue, not as a dead job later.
+    fn new_job(
+        &self,
+        task: &Task,
+        kind_name: &str,
+        args: Value,
+        key: String,
+    ) -> Result<NewJob, SchedulerError> {
+        let kind = self
+            .registry
+            .get(kind_name)
+            .ok_or_else(|| SchedulerError::UnknownKind {
+                task: task.name,
+                kind: kind_name.to_string(),
+            })?;
+        let args = if args.is_null() { json!({}) } else { args };
+        kind.check_shape(&args)
+            .map_err(|e| SchedulerError::InvalidArgs {
+                task: task.name,
+                kind: kind_name.to_string(),
+                path: e.path,
+                message: e.message,
+            })?;
+        Ok(NewJob {
+            id: Uuid::now_v7(),
+            tenant_id: None,
+            kind: kind.name().to_string(),
+            queue: kind.queue().to_string(),
+            args,
+            max_attempts: kind.max_attempts(),
+            run_at: None,
+            idempotency_key: Some(key),
+            dispatched: true,
+        })
     }
 
     /// Enqueues one run of `task` now, for the explicit tick `now` (truncated to the second),
@@ -553,7 +611,6 @@ mod tests {
         let tasks = default_tasks(&TaskSettings {
             job_retention_days: 14,
         });
-        assert_eq!(tasks.len(), 1);
         let t = &tasks[0];
         assert_eq!(t.name, HOUSEKEEPING);
         assert_eq!(t.catch_up, CatchUp::Latest);
@@ -561,7 +618,10 @@ mod tests {
             t.schedule.after(&at(2030, 1, 1, 12, 0, 0)).next(),
             Some(at(2030, 1, 2, 3, 15, 0))
         );
-        let (kind, args) = (t.job)(at(2030, 1, 2, 3, 15, 0));
+        let TaskJob::PerTick(job) = &t.job else {
+            panic!("housekeeping is a per-tick task")
+        };
+        let (kind, args) = job(at(2030, 1, 2, 3, 15, 0));
         assert_eq!(kind, "keel.housekeeping");
         assert_eq!(args, json!({ "retention_days": 14 }));
         keel_jobs::builtin_registry()

@@ -36,6 +36,10 @@ pub fn test_settings(db: &str, prefix: &str, redis_url: &str) -> Settings {
         redispatch_after_ms: 3_000,
         backoff_base_ms: 100,
         backoff_cap_ms: 1_000,
+        // Test tenants are on the free plan; quotas and request rates are switched on by the
+        // tests that are about them (tests/metering.rs).
+        metering: false,
+        rate_limits: false,
         ..Settings::default()
     }
 }

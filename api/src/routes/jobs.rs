@@ -44,6 +44,16 @@ pub async fn submit(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Submit>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    accept(&state, tenant, body).await
+}
+
+/// Validates, inserts and dispatches a tenant's job: the one path every submitting endpoint
+/// (`POST /api/jobs`, `POST /api/analyze/*`) takes.
+pub(crate) async fn accept(
+    state: &AppState,
+    tenant: uuid::Uuid,
+    body: Submit,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let new = enqueue::prepare(&state.registry, &state.services, Some(tenant), body).map_err(
         |e| match e {
             SubmitError::UnknownKind { kind, known } => ApiError::Unprocessable {
@@ -57,12 +67,30 @@ pub async fn submit(
             SubmitError::Invalid(a) => ApiError::invalid(&a.path, a.message),
         },
     )?;
-    // A plain submit has no business rows to commit with, so the insert runs on its own:
-    // one statement, one round trip, durable when it returns. (Producers with business data
-    // call `ledger::insert` inside their own transaction.)
-    let mut conn = state.pool.acquire().await?;
-    let inserted = ledger::insert(&mut conn, &new).await?;
-    drop(conn);
+    let metered = state.limits.metering
+        && state
+            .billing
+            .catalog
+            .units_for(&new.kind, &new.args)
+            .is_some();
+    let inserted = if metered {
+        // The job and the reservation of its units commit together or not at all.
+        let mut tx = state.pool.begin().await?;
+        let inserted = ledger::insert(&mut tx, &new).await?;
+        if let Inserted::New(job) = &inserted {
+            crate::metering::reserve(state, &mut tx, tenant, &new, job.created_at).await?;
+        }
+        tx.commit().await?;
+        inserted
+    } else {
+        // Nothing to commit with: the insert runs on its own, one statement, one round trip,
+        // durable when it returns. (Producers with business data call `ledger::insert` inside
+        // their own transaction.)
+        let mut conn = state.pool.acquire().await?;
+        let inserted = ledger::insert(&mut conn, &new).await?;
+        drop(conn);
+        inserted
+    };
     match inserted {
         Inserted::New(job) => {
             enqueue::dispatch_after_commit(&state.lane, &state.pool, &job).await;

@@ -1,10 +1,19 @@
 //! Routes.
 
+mod admin_billing;
+mod analyses;
+mod billing;
 mod health;
+mod jira;
 mod jobs;
+mod notifications;
+mod plans;
+mod schedules;
 mod tenants;
+mod usage;
+mod webhooks;
 
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::state::AppState;
@@ -25,6 +34,40 @@ pub fn router() -> Router<AppState> {
         .route("/api/jobs/{id}", get(jobs::get))
         .route("/api/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/jobs/{id}/retry", post(jobs::retry))
+        .route(
+            "/api/tenant/jira",
+            put(jira::connect).delete(jira::disconnect),
+        )
+        .route(
+            "/api/tenant/settings",
+            get(jira::get_settings).put(jira::put_settings),
+        )
+        .route("/api/analyze/issue", post(analyses::issue))
+        .route("/api/analyze/sprint", post(analyses::sprint))
+        .route("/api/analyze/portfolio", post(analyses::portfolio))
+        .route("/api/analyses/issues/{key}/history", get(analyses::history))
+        .route("/api/analyses/issues/{key}/trend", get(analyses::trend))
+        .route("/admin/schedules", get(schedules::list))
+        .route("/api/usage", get(usage::current))
+        .route("/api/usage/history", get(usage::history))
+        .route("/api/plans", get(plans::list))
+        .route("/webhooks/stripe", post(webhooks::stripe))
+        .route("/api/billing/subscription", get(plans::subscription))
+        .route("/api/billing/checkout", post(billing::checkout))
+        .route("/api/billing/portal", post(webhooks::portal))
+        .route("/api/billing/subscription/change", post(billing::change))
+        .route("/api/billing/subscription/cancel", post(billing::cancel))
+        .route("/api/billing/invoices", get(plans::invoices))
+        .route("/api/billing/credits", get(plans::credits))
+        .route("/api/billing/purchases", get(plans::purchases))
+        .route("/admin/stripe/events", get(admin_billing::list_events))
+        .route(
+            "/admin/stripe/events/{id}/replay",
+            post(admin_billing::replay),
+        )
+        .route("/admin/billing/stats", get(admin_billing::stats))
+        .route("/api/notifications", get(notifications::list))
+        .route("/api/tenant/notifications", put(notifications::put))
         .fallback(|| async { crate::error::ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { crate::error::ApiError::MethodNotAllowed })
 }

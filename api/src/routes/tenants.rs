@@ -53,7 +53,13 @@ pub async fn me(
     let t = keel_models::tenant::get(&state.pool, tenant)
         .await?
         .ok_or(ApiError::NotFound("tenant"))?;
-    Ok(Json(json!(t)))
+    // The connection as stored, minus the token (JiraConnection never serialises it).
+    let jira = keel_models::jira::connection(&state.pool, tenant).await?;
+    let risk = crate::routes::jira::settings_of(&state, tenant).await?;
+    let mut body = json!(t);
+    body["jira"] = json!(jira);
+    body["settings"] = json!({ "risk": risk });
+    Ok(Json(body))
 }
 
 pub async fn list_keys(

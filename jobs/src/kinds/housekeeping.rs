@@ -16,6 +16,9 @@ use crate::job::{ArgsError, Job, JobContext, Services};
 
 /// Rows deleted per statement: small enough to keep each statement's locks and WAL short.
 pub const BATCH: i64 = 1_000;
+/// How long the scheduler's tick records are kept (each task's newest is always kept): long
+/// enough to audit a year of monthly billing runs.
+pub const SCHEDULE_RUN_RETENTION_DAYS: u64 = 400;
 /// Accepted retention, in days (the same bounds as `KEEL_JOB_RETENTION_DAYS`).
 pub const RETENTION_DAYS: std::ops::RangeInclusive<u32> = 1..=3650;
 
@@ -66,11 +69,18 @@ impl Job for Housekeeping {
             r = prune => r.map_err(|e| JobError::retryable(format!("pruning finished jobs failed: {e}")))?,
             _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
         };
+        let runs = keel_models::schedule::prune_runs(
+            &ctx.services.pool,
+            Duration::from_secs(SCHEDULE_RUN_RETENTION_DAYS * 86_400),
+        )
+        .await
+        .map_err(|e| JobError::retryable(format!("pruning schedule runs failed: {e}")))?;
         tracing::info!(
             deleted,
+            schedule_runs_deleted = runs,
             retention_days = self.retention_days,
             "housekeeping pruned finished jobs"
         );
-        Ok(json!({ "deleted": deleted }))
+        Ok(json!({ "deleted": deleted, "schedule_runs_deleted": runs }))
     }
 }
