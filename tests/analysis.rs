@@ -55,10 +55,16 @@ async fn fake_jira() -> MockServer {
     server
 }
 
-async fn put_json(env: &TestEnv, key: &str, path: &str, body: Value) -> (u16, Value) {
+async fn send_json(
+    env: &TestEnv,
+    method: reqwest::Method,
+    key: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let resp = env
         .http
-        .put(env.url(path))
+        .request(method, env.url(path))
         .bearer_auth(key)
         .json(&body)
         .send()
@@ -70,19 +76,12 @@ async fn put_json(env: &TestEnv, key: &str, path: &str, body: Value) -> (u16, Va
     )
 }
 
+async fn put_json(env: &TestEnv, key: &str, path: &str, body: Value) -> (u16, Value) {
+    send_json(env, reqwest::Method::PUT, key, path, body).await
+}
+
 async fn post_json(env: &TestEnv, key: &str, path: &str, body: Value) -> (u16, Value) {
-    let resp = env
-        .http
-        .post(env.url(path))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
+    send_json(env, reqwest::Method::POST, key, path, body).await
 }
 
 async fn get(env: &TestEnv, key: &str, path: &str) -> (u16, String) {

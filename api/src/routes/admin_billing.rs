@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::Admin;
+use crate::routes::query;
 use crate::routes::webhooks::processing_job;
 use crate::state::AppState;
 
@@ -56,21 +57,8 @@ pub async fn list_events(
             ));
         }
     }
-    let limit = match q.get("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=200).contains(l))
-            .ok_or_else(|| ApiError::invalid("limit", "must be an integer from 1 to 200"))?,
-    };
-    let cursor = match q.get("cursor") {
-        None => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| ApiError::invalid("cursor", "is not a cursor returned by this API"))?,
-        ),
-    };
+    let limit = query::limit(&q, 50, 200)?;
+    let cursor = query::cursor::<i64>(&q)?;
     let kind = q.get("type").map(String::as_str);
     let rows = events::list(&state.pool, status, kind, cursor, limit).await?;
     let next_cursor = (rows.len() as i64 == limit)

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, TenantId};
 use crate::routes::jobs::accept;
+use crate::routes::query;
 use crate::state::AppState;
 
 async fn submit<J: Job>(
@@ -82,29 +83,6 @@ fn issue_key(raw: &str) -> Result<String, ApiError> {
     Ok(key)
 }
 
-fn only_params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
-    match q.keys().find(|k| !allowed.contains(&k.as_str())) {
-        None => Ok(()),
-        Some(k) => Err(ApiError::invalid(
-            k,
-            format!("unknown query parameter (use {})", allowed.join(", ")),
-        )),
-    }
-}
-
-fn limit(q: &HashMap<String, String>, default: i64, max: i64) -> Result<i64, ApiError> {
-    match q.get("limit") {
-        None => Ok(default),
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=max).contains(l))
-            .ok_or_else(|| {
-                ApiError::invalid("limit", format!("must be an integer from 1 to {max}"))
-            }),
-    }
-}
-
 /// `GET /api/analyses/issues/{key}/history?limit=&cursor=`: every analysis, newest first.
 pub async fn history(
     TenantId(tenant): TenantId,
@@ -112,16 +90,10 @@ pub async fn history(
     Path(key): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    only_params(&q, &["limit", "cursor"])?;
+    query::only(&q, &["limit", "cursor"])?;
     let key = issue_key(&key)?;
-    let limit = limit(&q, 20, 200)?;
-    let cursor = match q.get("cursor") {
-        None => None,
-        Some(c) => Some(
-            Uuid::parse_str(c)
-                .map_err(|_| ApiError::invalid("cursor", "is not a cursor returned by this API"))?,
-        ),
-    };
+    let limit = query::limit(&q, 20, 200)?;
+    let cursor = query::cursor::<Uuid>(&q)?;
     let rows = keel_models::analysis::history(&state.pool, tenant, &key, cursor, limit).await?;
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id))
@@ -141,9 +113,9 @@ pub async fn trend(
     Path(key): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    only_params(&q, &["format", "since", "limit"])?;
+    query::only(&q, &["format", "since", "limit"])?;
     let key = issue_key(&key)?;
-    let limit = limit(&q, 100, 1000)?;
+    let limit = query::limit(&q, 100, 1000)?;
     let since = match q.get("since") {
         None => None,
         Some(s) => Some(

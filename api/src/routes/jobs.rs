@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, TenantId};
 use crate::routes::parse_id;
+use crate::routes::query;
 use crate::state::AppState;
 
 /// The public shape of a job.
@@ -130,14 +131,7 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    for key in q.keys() {
-        if !matches!(key.as_str(), "status" | "kind" | "limit" | "cursor") {
-            return Err(ApiError::invalid(
-                key,
-                "unknown query parameter (use status, kind, limit, cursor)",
-            ));
-        }
-    }
+    query::only(&q, &["status", "kind", "limit", "cursor"])?;
     let status = match q.get("status") {
         None => None,
         Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
@@ -145,21 +139,8 @@ pub async fn list(
             ApiError::invalid("status", format!("must be one of {}", allowed.join(", ")))
         })?),
     };
-    let limit = match q.get("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=200).contains(l))
-            .ok_or_else(|| ApiError::invalid("limit", "must be an integer from 1 to 200"))?,
-    };
-    let cursor = match q.get("cursor") {
-        None => None,
-        Some(c) => Some(
-            uuid::Uuid::parse_str(c)
-                .map_err(|_| ApiError::invalid("cursor", "is not a cursor returned by this API"))?,
-        ),
-    };
+    let limit = query::limit(&q, 50, 200)?;
+    let cursor = query::cursor::<uuid::Uuid>(&q)?;
     let kind = q.get("kind").map(String::as_str);
     let jobs = ledger::list_for_tenant(&state.pool, tenant, status, kind, cursor, limit).await?;
     let next_cursor = (jobs.len() as i64 == limit)

@@ -8,6 +8,7 @@ mod jira;
 mod jobs;
 mod notifications;
 mod plans;
+pub(crate) mod query;
 mod schedules;
 mod tenants;
 mod usage;

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, TenantId};
+use crate::routes::query;
 use crate::state::AppState;
 
 /// `GET /api/notifications?limit=&cursor=`: newest first; pass `next_cursor` as `cursor`.
@@ -21,27 +22,9 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(key) = q.keys().find(|k| !matches!(k.as_str(), "limit" | "cursor")) {
-        return Err(ApiError::invalid(
-            key,
-            "unknown query parameter (use limit, cursor)",
-        ));
-    }
-    let limit = match q.get("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=200).contains(l))
-            .ok_or_else(|| ApiError::invalid("limit", "must be an integer from 1 to 200"))?,
-    };
-    let cursor = match q.get("cursor") {
-        None => None,
-        Some(c) => Some(
-            uuid::Uuid::parse_str(c)
-                .map_err(|_| ApiError::invalid("cursor", "is not a cursor returned by this API"))?,
-        ),
-    };
+    query::only(&q, &["limit", "cursor"])?;
+    let limit = query::limit(&q, 50, 200)?;
+    let cursor = query::cursor::<uuid::Uuid>(&q)?;
     let rows =
         keel_models::billing_tasks::list_notifications(&state.pool, tenant, cursor, limit).await?;
     let next_cursor = (rows.len() as i64 == limit)

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::extract::TenantId;
 use crate::metering::entitlement;
+use crate::routes::query;
 use crate::state::AppState;
 
 fn period_view(p: &Period, price_per_unit: Option<i64>) -> Value {
@@ -93,17 +94,8 @@ pub async fn history(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(k) = q.keys().find(|k| k.as_str() != "limit") {
-        return Err(ApiError::invalid(k, "unknown query parameter (use limit)"));
-    }
-    let limit = match q.get("limit") {
-        None => 12,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=120).contains(l))
-            .ok_or_else(|| ApiError::invalid("limit", "must be an integer from 1 to 120"))?,
-    };
+    query::only(&q, &["limit"])?;
+    let limit = query::limit(&q, 12, 120)?;
     let catalog = &state.billing.catalog;
     let periods = keel_models::metering::periods(&state.pool, tenant, limit).await?;
     let periods: Vec<Value> = periods
