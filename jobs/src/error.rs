@@ -19,6 +19,14 @@ pub enum JobError {
     /// The handler stopped because its cancellation token fired.
     #[error("cancelled")]
     Cancelled,
+    /// Not now, and not the job's fault (e.g. the Stripe circuit breaker is open): the job goes
+    /// back to `queued`, due after `retry_after`, and this attempt is not counted, so a long
+    /// outage of a dependency cannot exhaust the job's attempts.
+    #[error("deferred: {reason}")]
+    Deferred {
+        retry_after: Duration,
+        reason: String,
+    },
 }
 
 impl JobError {
@@ -32,6 +40,13 @@ impl JobError {
     pub fn fatal(message: impl Into<String>) -> Self {
         JobError::Fatal {
             message: message.into(),
+        }
+    }
+
+    pub fn deferred(retry_after: Duration, reason: impl Into<String>) -> Self {
+        JobError::Deferred {
+            retry_after,
+            reason: reason.into(),
         }
     }
 
@@ -53,6 +68,15 @@ impl JobError {
             JobError::Cancelled => {
                 json!({"kind": "cancelled", "message": "cancelled", "attempt": attempt})
             }
+            JobError::Deferred {
+                retry_after,
+                reason,
+            } => json!({
+                "kind": "deferred",
+                "message": reason,
+                "attempt": attempt,
+                "retry_after_ms": retry_after.as_millis() as u64,
+            }),
         }
     }
 }

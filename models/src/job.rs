@@ -8,6 +8,7 @@
 //!   │               │ └────▶ dead (fatal, or attempts exhausted)
 //!   └──── retry ────┴──────── dead | failed
 //! queued|failed ─cancel─▶ cancelled;  running ─cancel─▶ (handler told) ─▶ cancelled
+//! running ─hand back (shutdown) | defer (handler: "not now")─▶ queued, attempt uncounted
 //! ```
 
 use std::time::Duration;
@@ -420,6 +421,31 @@ pub async fn hand_back(pool: &PgPool, id: Uuid, attempt: i32) -> sqlx::Result<bo
         attempt
     )
     .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// `running → queued`, due after `delay`, with this attempt uncounted (like [`hand_back`]):
+/// the handler said "not now" for a reason outside the job (a dependency's circuit breaker is
+/// open), so waiting must not use up the job's attempts. `last_error` says why it waits.
+pub async fn defer(
+    conn: &mut PgConnection,
+    id: Uuid,
+    attempt: i32,
+    delay: Duration,
+    reason: &Value,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE jobs SET status = 'queued', attempt = attempt - 1, run_at = now() + $3,
+                         last_error = $4, lease_until = NULL, dispatched_at = NULL,
+                         updated_at = now()
+         WHERE id = $1 AND status = 'running' AND attempt = $2",
+        id,
+        attempt,
+        interval(delay),
+        reason
+    )
+    .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -39,6 +39,12 @@ pub enum Outcome {
     Superseded,
     /// Shutdown ran out of time; the job went back to `queued`, uncounted.
     HandedBack,
+    /// The handler said "not now" ([`JobError::Deferred`]): back to `queued`, due after the
+    /// delay (ms), this attempt uncounted.
+    Deferred {
+        delay_ms: u64,
+        reason: String,
+    },
     /// Postgres failed; the row is unchanged and the relay will dispatch it again.
     LedgerError(String),
 }
@@ -260,6 +266,21 @@ impl Runner {
                     Ok(_) => Outcome::HandedBack,
                     Err(e) => Outcome::LedgerError(e.to_string()),
                 };
+            }
+            err @ JobError::Deferred { .. } => {
+                let JobError::Deferred { retry_after, .. } = &err else {
+                    unreachable!()
+                };
+                let r =
+                    job::defer(&mut conn, id, attempt, *retry_after, &err.to_json(attempt)).await;
+                (
+                    r,
+                    Outcome::Deferred {
+                        delay_ms: retry_after.as_millis() as u64,
+                        reason: err.to_string(),
+                    },
+                    "deferred",
+                )
             }
             err @ JobError::Retryable { .. } if attempt < started.max_attempts => {
                 let JobError::Retryable { retry_after, .. } = &err else {
