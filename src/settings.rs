@@ -43,6 +43,9 @@ pub struct Settings {
     pub stripe_webhook_secrets: Option<SecretString>,
     /// Stripe API base URL (`KEEL_STRIPE_API_BASE`), for a fake Stripe in tests.
     pub stripe_api_base: Option<String>,
+    /// Billing Meter `event_name` overage is reported under (`KEEL_STRIPE_METER_EVENT`); unset:
+    /// `keel_overage_units`. The Stripe meter must use the same name and sum `value`.
+    pub stripe_meter_event: Option<String>,
     /// Plan catalog file (`KEEL_PLANS_FILE`); unset: the embedded `config/plans.toml`.
     pub plans_file: Option<String>,
     pub log_format: String,
@@ -92,6 +95,7 @@ impl Default for Settings {
             stripe_secret_key: None,
             stripe_webhook_secrets: None,
             stripe_api_base: None,
+            stripe_meter_event: None,
             plans_file: None,
             log_format: "text".into(),
             worker_concurrency: w.concurrency,

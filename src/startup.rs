@@ -72,6 +72,21 @@ impl Keel {
             services = services.with_finbert(engine);
         }
         let services = Arc::new(services);
+        // Stripe calls made by jobs (customer sync, meter events, reconciliation) use one
+        // process-wide client, like the plan catalog; `None` (local mode) makes them no-ops.
+        let stripe = match &settings.stripe_secret_key {
+            Some(key) => {
+                use secrecy::ExposeSecret;
+                let api = keel_jobs::kinds::stripe::client::StripeApi::new(
+                    key.expose_secret(),
+                    settings.stripe_api_base.as_deref(),
+                )
+                .map_err(anyhow::Error::msg)?;
+                Some(Arc::new(api))
+            }
+            None => None,
+        };
+        keel_jobs::kinds::stripe::ops::install(stripe, settings.stripe_meter_event.clone());
         Ok(Self {
             settings,
             pool,

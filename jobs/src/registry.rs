@@ -166,6 +166,9 @@ mod tests {
                 "noop",
                 "sentiment.score",
                 "stripe.event",
+                "stripe.reconcile",
+                "stripe.report_usage",
+                "stripe.sync_customer",
                 "webhook.deliver"
             ]
         );

@@ -7,11 +7,13 @@
 //! | `monthly-billing-run` | 00:00:00 on the 1st | all (every missed month) | `billing.monthly_run {month}` for the month that ended |
 //! | `expiry-notices` | daily 09:00:00 | latest | `billing.expiry_notices {as_of}` |
 //! | `credit-expiry` | daily 00:10:00 | latest | `billing.expire_credits {as_of}` |
+//! | `stripe-reconcile` | daily 03:30:00 | latest | `stripe.reconcile {as_of}` ([`stripe_reconcile_task`], not in [`tasks`]) |
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use keel_jobs::kinds::billing_tasks::{close_period, monthly_run, notices};
+use keel_jobs::kinds::stripe::reconcile::Reconcile;
 use keel_jobs::Job;
 use keel_models::PgPool;
 use serde_json::json;
@@ -22,6 +24,7 @@ pub const PERIOD_ROLLOVER: &str = "period-rollover";
 pub const MONTHLY_RUN: &str = "monthly-billing-run";
 pub const EXPIRY_NOTICES: &str = "expiry-notices";
 pub const CREDIT_EXPIRY: &str = "credit-expiry";
+pub const STRIPE_RECONCILE: &str = "stripe-reconcile";
 
 /// Most periods one rollover tick enqueues; the rest are found by the next tick's scan.
 pub const ROLLOVER_BATCH: i64 = 1000;
@@ -79,6 +82,15 @@ pub fn tasks() -> Vec<Task> {
     ]
 }
 
+/// The daily Stripe reconciliation (`stripe.reconcile`, a no-op in local mode). Kept out of
+/// [`tasks`] so the billing-task tests keep their exact job counts; the built-in list adds it.
+pub fn stripe_reconcile_task() -> Task {
+    Task::new(STRIPE_RECONCILE, "0 30 3 * * *", CatchUp::Latest, |tick| {
+        (Reconcile::NAME, json!({ "as_of": tick }))
+    })
+    .expect("a valid cron expression")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,7 +114,8 @@ mod tests {
                 PERIOD_ROLLOVER,
                 MONTHLY_RUN,
                 EXPIRY_NOTICES,
-                CREDIT_EXPIRY
+                CREDIT_EXPIRY,
+                STRIPE_RECONCILE
             ]
         );
         let registry = keel_jobs::builtin_registry();
@@ -125,5 +138,20 @@ mod tests {
         };
         assert_eq!(args, json!({ "month": "2030-01" }));
         assert!(matches!(tasks[1].job, TaskJob::PerTenant(_)));
+    }
+
+    #[test]
+    fn the_stripe_reconciliation_runs_daily_at_half_past_three() {
+        let task = stripe_reconcile_task();
+        let tick = task.schedule.after(&at(2030, 1, 15, 4, 0, 0)).next();
+        assert_eq!(tick, Some(at(2030, 1, 16, 3, 30, 0)));
+        let TaskJob::PerTick(job) = &task.job else {
+            panic!("per tick")
+        };
+        let (kind, args) = job(at(2030, 1, 16, 3, 30, 0));
+        let registry = keel_jobs::builtin_registry();
+        let k = registry.get(kind).expect("registered");
+        assert!(k.internal());
+        k.check_shape(&args).unwrap();
     }
 }

@@ -124,8 +124,8 @@ pub const HOUSEKEEPING: &str = "housekeeping";
 ///
 /// - `housekeeping`, daily at 03:15:00 UTC (a quiet hour for most of Europe and the Americas),
 ///   [`CatchUp::Latest`]: one prune after downtime deletes everything a missed one would have.
-/// - the billing tasks of [`billing::tasks`] (period rollover, monthly run, expiry notices,
-///   credit expiry).
+/// - the billing tasks of [`crate::billing::tasks`] (period rollover, monthly run, expiry
+///   notices, credit expiry) and the daily Stripe reconciliation (a no-op in local mode).
 pub fn default_tasks(settings: &TaskSettings) -> Vec<Task> {
     let retention_days = settings.job_retention_days;
     let mut tasks = vec![Task::new(
@@ -141,6 +141,7 @@ pub fn default_tasks(settings: &TaskSettings) -> Vec<Task> {
     )
     .expect("a valid cron expression")];
     tasks.extend(crate::billing::tasks());
+    tasks.push(crate::billing::stripe_reconcile_task());
     tasks
 }
 

@@ -2,8 +2,8 @@
 //! Without Stripe keys (local mode) they apply at once and every answer says
 //! `"mode": "local"`, so the product is usable without Stripe. In Stripe mode checkout answers
 //! with a Stripe Checkout URL (`webhooks.rs`) and the outcome arrives by webhook; change and
-//! cancel go through the billing portal (calling Stripe's subscription API directly is not
-//! built yet, so they answer 503 and say so).
+//! cancel call Stripe's subscription API (`billing_stripe.rs`) and the webhooks that follow
+//! update Keel's copy.
 
 use axum::extract::State;
 use axum::Json;
@@ -22,6 +22,10 @@ use crate::routes::plans::{
 };
 use crate::routes::webhooks::stripe_checkout;
 use crate::state::AppState;
+
+/// Change and cancel in Stripe mode (in `billing_stripe.rs`).
+#[path = "billing_stripe.rs"]
+mod stripe_mode;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,7 +183,8 @@ pub struct Change {
     interval: Option<String>,
 }
 
-/// `POST /api/billing/subscription/change` `{plan, interval?}`: switches plan now, prorated:
+/// `POST /api/billing/subscription/change` `{plan, interval?}`: switches plan now, prorated
+/// (Stripe mode: by Stripe, see `billing_stripe.rs`):
 /// the unused part of the current period is credited against the new price (a new interval
 /// starts a new period). A positive difference is invoiced at once.
 pub async fn change(
@@ -194,6 +199,10 @@ pub async fn change(
         .as_deref()
         .map(|i| parse_interval(Some(i)))
         .transpose()?;
+    if let Some(api) = &state.billing.stripe {
+        let answer = stripe_mode::change(&state, api, tenant, &plan.id, interval_arg).await?;
+        return Ok(Json(answer));
+    }
     local_only(&state)?;
     let mut tx = state.pool.begin().await?;
     let cur = live_local(&mut tx, tenant).await?;
@@ -267,6 +276,10 @@ pub async fn cancel(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Cancel>,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some(api) = &state.billing.stripe {
+        let answer = stripe_mode::cancel(&state, api, tenant, body.at_period_end).await?;
+        return Ok(Json(answer));
+    }
     local_only(&state)?;
     let mut tx = state.pool.begin().await?;
     let cur = live_local(&mut tx, tenant).await?;

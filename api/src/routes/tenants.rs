@@ -6,6 +6,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use keel_jobs::kinds::stripe::sync::SyncCustomer;
+use keel_models::job::Inserted;
+
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, TenantId};
 use crate::routes::parse_id;
@@ -17,7 +20,9 @@ pub struct CreateTenant {
     name: String,
 }
 
-/// `POST /api/tenants` (admin): the API key and signing secret are in this answer only.
+/// `POST /api/tenants` (admin): the API key and signing secret are in this answer only. In
+/// Stripe mode the tenant's `stripe.sync_customer` job is inserted in the same transaction,
+/// so every tenant gets its Stripe customer exactly when it exists.
 pub async fn create(
     _: Admin,
     State(state): State<AppState>,
@@ -29,7 +34,18 @@ pub async fn create(
     }
     let mut tx = state.pool.begin().await?;
     let created = keel_models::tenant::create(&mut tx, name, &state.services.secrets).await?;
+    let mut customer_job = None;
+    if state.billing.stripe.is_some() {
+        let mut job = SyncCustomer::job(created.tenant.id);
+        job.dispatched = true; // pushed to Redis after commit, below
+        customer_job = Some(match keel_models::job::insert(&mut tx, &job).await? {
+            Inserted::New(j) | Inserted::Existing(j) => j,
+        });
+    }
     tx.commit().await?;
+    if let Some(job) = &customer_job {
+        keel_jobs::enqueue::dispatch_after_commit(&state.lane, &state.pool, job).await;
+    }
     tracing::info!(tenant_id = %created.tenant.id, "tenant created");
     Ok((
         StatusCode::CREATED,
@@ -40,6 +56,7 @@ pub async fn create(
             "api_key": created.api_key.secret,
             "api_key_id": created.api_key_id,
             "signing_secret": created.signing_secret,
+            "stripe_customer_job_id": customer_job.map(|j| j.id),
             "note": "api_key and signing_secret are shown only once; store them now",
         })),
     ))

@@ -169,7 +169,7 @@ pub(crate) async fn stripe_checkout(
     })))
 }
 
-fn stripe_error(e: StripeCallError) -> ApiError {
+pub(crate) fn stripe_error(e: StripeCallError) -> ApiError {
     match e {
         StripeCallError::Fatal(message) => ApiError::Unprocessable {
             code: "stripe_error",
@@ -179,6 +179,13 @@ fn stripe_error(e: StripeCallError) -> ApiError {
         StripeCallError::Retryable(message) => ApiError::Unavailable {
             message: format!("Stripe is unavailable; try again: {message}"),
             details: Value::Null,
+        },
+        StripeCallError::CircuitOpen(wait) => ApiError::Unavailable {
+            message: format!(
+                "Stripe has been failing; Keel stopped calling it for {}s. Try again then",
+                wait.as_secs().max(1)
+            ),
+            details: json!({ "retry_after_seconds": wait.as_secs().max(1) }),
         },
     }
 }

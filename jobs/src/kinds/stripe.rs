@@ -28,9 +28,21 @@ use crate::job::{ArgsError, Job, JobContext, Services};
 /// Per event type: what changes (in `stripe_apply.rs`).
 #[path = "stripe_apply.rs"]
 pub mod apply;
+/// The circuit breaker every Stripe call goes through (in `stripe_breaker.rs`).
+#[path = "stripe_breaker.rs"]
+pub mod breaker;
 /// Stripe API calls for Stripe mode (in `stripe_client.rs`).
 #[path = "stripe_client.rs"]
 pub mod client;
+/// Customers, subscription changes, meter events; the jobs' Stripe client (`stripe_ops.rs`).
+#[path = "stripe_ops.rs"]
+pub mod ops;
+/// `stripe.reconcile`, the daily comparison with Stripe (in `stripe_reconcile.rs`).
+#[path = "stripe_reconcile.rs"]
+pub mod reconcile;
+/// `stripe.sync_customer` and `stripe.report_usage` (in `stripe_sync.rs`).
+#[path = "stripe_sync.rs"]
+pub mod sync;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

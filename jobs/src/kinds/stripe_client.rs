@@ -2,9 +2,17 @@
 //! or a credit pack, and billing portal sessions. Every call carries an idempotency key, so a
 //! retried request cannot create a second session. Stripe's 429/5xx and network failures are
 //! [`StripeCallError::Retryable`]; card and invalid-request errors are
-//! [`StripeCallError::Fatal`] with Stripe's own message.
+//! [`StripeCallError::Fatal`] with Stripe's own message. Every call goes through the
+//! process-wide circuit breaker ([`super::breaker`]): while it is open, calls fail with
+//! [`StripeCallError::CircuitOpen`] without reaching Stripe.
+//!
+//! Stripe's `Retry-After` is not exposed by async-stripe's error type (only the status and
+//! the error body are), so a retryable failure leaves the delay to the job's backoff, or to the
+//! breaker's cool-down when that failure opened it.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
 
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
@@ -20,6 +28,44 @@ pub enum StripeCallError {
     Retryable(String),
     #[error("Stripe refused the request: {0}")]
     Fatal(String),
+    /// The breaker is open (Stripe kept failing); nothing was sent. Try after the duration.
+    #[error("Stripe is unavailable (circuit breaker open for {}s more)", .0.as_secs().max(1))]
+    CircuitOpen(Duration),
+}
+
+impl From<StripeCallError> for crate::JobError {
+    /// Outages are retried, refusals are fatal, and an open breaker defers the job without
+    /// spending an attempt.
+    fn from(e: StripeCallError) -> Self {
+        match e {
+            StripeCallError::Retryable(_) => crate::JobError::retryable(e.to_string()),
+            StripeCallError::Fatal(_) => crate::JobError::fatal(e.to_string()),
+            StripeCallError::CircuitOpen(d) => crate::JobError::deferred(d, e.to_string()),
+        }
+    }
+}
+
+/// Sends one Stripe request through the breaker: refused at once while it is open; a
+/// retryable failure counts towards opening it, any answer from Stripe closes it.
+pub(crate) async fn guarded<T>(
+    send: impl Future<Output = Result<T, StripeError>>,
+) -> Result<T, StripeCallError> {
+    let breaker = super::breaker::global();
+    breaker.check().map_err(StripeCallError::CircuitOpen)?;
+    match send.await.map_err(classify) {
+        Ok(v) => {
+            breaker.record_success();
+            Ok(v)
+        }
+        Err(e @ StripeCallError::Fatal(_)) => {
+            breaker.record_success();
+            Err(e)
+        }
+        Err(e) => {
+            breaker.record_failure();
+            Err(e)
+        }
+    }
 }
 
 fn classify(e: StripeError) -> StripeCallError {
@@ -41,7 +87,7 @@ fn classify(e: StripeError) -> StripeCallError {
     }
 }
 
-fn strategy(key: &str) -> Result<RequestStrategy, StripeCallError> {
+pub(crate) fn strategy(key: &str) -> Result<RequestStrategy, StripeCallError> {
     IdempotencyKey::new(key)
         .map(RequestStrategy::Idempotent)
         .map_err(|e| StripeCallError::Fatal(format!("idempotency key: {e}")))
@@ -75,13 +121,17 @@ pub struct CheckoutSessionRef {
 }
 
 pub struct StripeApi {
-    client: Client,
+    pub(crate) client: Client,
 }
+
+/// Per-attempt timeout of every Stripe request (async-stripe has none by default); a timeout
+/// is a retryable failure.
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 impl StripeApi {
     /// `base` overrides `https://api.stripe.com/` (a fake Stripe in tests).
     pub fn new(secret_key: &str, base: Option<&str>) -> Result<Self, String> {
-        let mut builder = ClientBuilder::new(secret_key);
+        let mut builder = ClientBuilder::new(secret_key).timeout(TIMEOUT);
         if let Some(base) = base {
             let base = if base.ends_with('/') {
                 base.to_string()
@@ -145,12 +195,11 @@ impl StripeApi {
             }
             Sale::CreditPack { .. } => {}
         }
-        let session = create
+        let send = create
             .customize()
             .request_strategy(strategy(idempotency_key)?)
-            .send(&self.client)
-            .await
-            .map_err(classify)?;
+            .send(&self.client);
+        let session = guarded(send).await?;
         Ok(CheckoutSessionRef {
             id: session.id.to_string(),
             url: session.url,
@@ -164,14 +213,14 @@ impl StripeApi {
         customer: &str,
         return_url: &str,
     ) -> Result<String, StripeCallError> {
-        let session = CreateBillingPortalSession::new()
+        let create = CreateBillingPortalSession::new()
             .customer(customer)
-            .return_url(return_url)
+            .return_url(return_url);
+        let send = create
             .customize()
             .request_strategy(strategy(idempotency_key)?)
-            .send(&self.client)
-            .await
-            .map_err(classify)?;
+            .send(&self.client);
+        let session = guarded(send).await?;
         Ok(session.url)
     }
 }

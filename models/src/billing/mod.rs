@@ -2,10 +2,12 @@
 //! [`events`] (the inbox, one row per Stripe event id) and the `stripe.event` job applies them
 //! to [`subscriptions`], customers, [`ledger`] (invoices, purchases, credit grants), guarded per
 //! Stripe object by [`events::claim_version`] so an older event never overwrites newer state.
-//! [`stats`] answers the operators' revenue questions.
+//! [`stats`] answers the operators' revenue questions; [`reconcile`] keeps what the daily
+//! Stripe reconciliation found.
 
 pub mod events;
 pub mod ledger;
+pub mod reconcile;
 pub mod stats;
 pub mod subscriptions;
 

@@ -6,8 +6,9 @@
 //! run finds `closed_at` set and changes nothing. The new period's counters start lazily at the
 //! tenant's next metered submit, so closing the old period is the counter reset.
 //!
-//! Overage is not reported to Stripe here: the statement carries `overage_units` and
-//! `overage_amount` for the billing work to report as a meter event.
+//! In Stripe mode, a period with overage also gets its `stripe.report_usage` job in the same
+//! transaction (one per tenant-period): the overage reaches Stripe as a Billing Meter event
+//! if and only if the period closed.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -86,6 +87,23 @@ impl Job for ClosePeriod {
         bt::mark_period_closed(&mut tx, self.tenant_id, self.period_start, closed_at)
             .await
             .map_err(db)?;
+        let mut usage_job = None;
+        if p.used_overage > 0 && crate::kinds::stripe::ops::installed().is_some() {
+            let report = crate::kinds::stripe::sync::ReportUsage {
+                tenant_id: p.tenant_id,
+                period_start: p.period_start,
+                period_end: p.period_end,
+                units: p.used_overage,
+            };
+            let inserted = keel_models::job::insert(&mut tx, &report.job())
+                .await
+                .map_err(db)?;
+            usage_job = Some(match inserted {
+                keel_models::job::Inserted::New(j) | keel_models::job::Inserted::Existing(j) => {
+                    j.id
+                }
+            });
+        }
         tx.commit().await.map_err(db)?;
         tracing::info!(tenant_id = %self.tenant_id, period_start = %self.period_start,
             overage_units = p.used_overage, "usage period closed");
@@ -95,6 +113,7 @@ impl Job for ClosePeriod {
             "overage_amount": p.used_overage * price,
             "notification_id": stored.map(|s| s.id),
             "delivery_job_id": stored.and_then(|s| s.delivery_job_id),
+            "usage_report_job_id": usage_job,
         }))
     }
 }
