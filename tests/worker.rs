@@ -307,3 +307,29 @@ async fn an_idle_worker_picks_up_a_new_job_without_waiting_for_a_poll() {
     let pickup = (job.started_at.unwrap() - job.created_at).num_milliseconds();
     assert!(pickup < 1000, "picked up after {pickup} ms");
 }
+
+/// `XREADGROUP … COUNT n` over several streams returns up to n entries per stream; a worker
+/// with one free slot reading two queues can get two. The extra must wait unstarted (no attempt
+/// spent, no lease held), not be started and dropped.
+#[tokio::test]
+async fn a_worker_on_two_queues_never_starts_more_than_its_free_slots() {
+    let env = TestEnv::new().await;
+    let (_, key, _) = env.tenant("acme").await;
+    let mut ids = Vec::new();
+    for i in 0..15 {
+        ids.push(env.submit_ok(&key, noop(i)).await);
+        // `analysis` queue; no Jira is connected, so each ends `dead` on its first attempt.
+        let analysis =
+            json!({"kind": "jira.analyze.issue", "args": {"issue_key": format!("ED-{i}")}});
+        ids.push(env.submit_ok(&key, analysis).await);
+    }
+    env.spawn_worker(|c| c.concurrency = 1);
+    for id in &ids {
+        let job = env
+            .wait_for(*id, secs(30), |j| {
+                matches!(j.status, JobStatus::Succeeded | JobStatus::Dead)
+            })
+            .await;
+        assert_eq!(job.attempt, 1, "started once, never dropped: {job:#?}");
+    }
+}

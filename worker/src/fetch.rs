@@ -1,9 +1,10 @@
 //! The worker: fetch loop, per-delivery tasks, graceful shutdown.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keel_jobs::lane::Lane;
+use keel_jobs::lane::{Delivery, Lane};
 use keel_jobs::{Registry, Services};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,11 @@ pub struct Worker {
     config: WorkerConfig,
     /// Fires when shutdown stops waiting for in-flight jobs.
     hard_stop: CancellationToken,
+    /// Deliveries read but not yet started. `XREADGROUP … COUNT n` over several streams returns
+    /// up to n entries *per stream*, so a read for n free slots can bring more than n; the extra
+    /// ones wait here (not started: no attempt is spent) and are started first when slots free
+    /// up. Handed back to the relay on shutdown.
+    overflow: Mutex<VecDeque<Delivery>>,
 }
 
 impl Worker {
@@ -61,6 +67,44 @@ impl Worker {
             queues,
             config,
             hard_stop: CancellationToken::new(),
+            overflow: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Up to `n` deliveries read earlier and not started yet.
+    fn take_overflow(&self, n: usize) -> Vec<Delivery> {
+        let mut q = self.overflow.lock().unwrap_or_else(|e| e.into_inner());
+        let n = n.min(q.len());
+        q.drain(..n).collect()
+    }
+
+    /// Keeps the first `n` deliveries; the rest go to the overflow, in order.
+    fn keep(&self, mut deliveries: Vec<Delivery>, n: usize) -> Vec<Delivery> {
+        if deliveries.len() > n {
+            let extra = deliveries.split_off(n);
+            let mut q = self.overflow.lock().unwrap_or_else(|e| e.into_inner());
+            q.extend(extra);
+        }
+        deliveries
+    }
+
+    /// On shutdown: deliveries never started go back to the relay at once (their rows lose the
+    /// dispatch stamp, their entries are acked), instead of waiting out `redispatch_after`.
+    async fn hand_back_overflow(&self) {
+        let left = self.take_overflow(usize::MAX);
+        if left.is_empty() {
+            return;
+        }
+        let ids: Vec<_> = left.iter().filter_map(|d| d.job_id).collect();
+        if let Err(e) =
+            keel_models::job::set_dispatched(&self.runner.services.pool, &ids, false).await
+        {
+            tracing::warn!(error = %e, "could not hand back unstarted deliveries; the relay will re-dispatch them later");
+            return;
+        }
+        let entries: Vec<_> = left.into_iter().map(|d| (d.queue, d.entry_id)).collect();
+        if let Err(e) = self.lane.ack_batch(&entries).await {
+            tracing::debug!(error = %e, "ack of handed-back deliveries failed");
         }
     }
 
@@ -74,12 +118,16 @@ impl Worker {
 
     /// Test driver: waits up to `wait` for one delivery and runs it. `None` if nothing came.
     pub async fn process_next(&self, wait: Duration) -> Result<Option<Outcome>, redis::RedisError> {
-        self.relay.ensure_groups().await?;
-        let mut conn = self.lane.blocking_connection(wait).await?;
-        let got = self
-            .lane
-            .read(&mut conn, &self.queues, &self.config.consumer, 1, wait)
-            .await?;
+        let mut got = self.take_overflow(1);
+        if got.is_empty() {
+            self.relay.ensure_groups().await?;
+            let mut conn = self.lane.blocking_connection(wait).await?;
+            let read = self
+                .lane
+                .read(&mut conn, &self.queues, &self.config.consumer, 1, wait)
+                .await?;
+            got = self.keep(read, 1);
+        }
         if got.is_empty() {
             return Ok(None);
         }
@@ -112,6 +160,7 @@ impl Worker {
 
         let tracker = TaskTracker::new();
         self.fetch_loop(&shutdown, &tracker).await;
+        self.hand_back_overflow().await;
 
         tracker.close();
         let in_flight = self.runner.supervisor.in_flight();
@@ -159,6 +208,12 @@ impl Worker {
             if shutdown.is_cancelled() {
                 return;
             }
+            // Deliveries read earlier come first; Redis is asked only when none are waiting.
+            let waiting = self.take_overflow(permits.len());
+            if !waiting.is_empty() {
+                self.start_batch(waiting, &mut permits, tracker).await;
+                continue;
+            }
             if conn.is_none() {
                 match self.lane.blocking_connection(self.config.block).await {
                     Ok(c) => conn = Some(c),
@@ -188,19 +243,8 @@ impl Worker {
                     if deliveries.is_empty() {
                         continue;
                     }
-                    // One statement starts the whole batch; unused slots go back at once.
-                    let (claimed, _) = self.runner.start(deliveries).await;
-                    for (c, permit) in claimed.into_iter().zip(permits.drain(..)) {
-                        let runner = self.runner.clone();
-                        let hard_stop = self.hard_stop.clone();
-                        let span = tracing::info_span!("job", job_id = %c.started.id, kind = %c.started.kind, attempt = c.started.attempt);
-                        tracker.spawn(
-                            async move {
-                                runner.run(c, Some(permit), &hard_stop).await;
-                            }
-                            .instrument(span),
-                        );
-                    }
+                    let deliveries = self.keep(deliveries, permits.len());
+                    self.start_batch(deliveries, &mut permits, tracker).await;
                 }
                 Err(e) => {
                     failures += 1;
@@ -216,6 +260,29 @@ impl Worker {
                     self.backoff(failures, &e, shutdown).await;
                 }
             }
+        }
+    }
+
+    /// Starts at most `permits.len()` deliveries with one statement and runs each on its own
+    /// task holding a slot; slots left unused go back when `permits` is dropped.
+    async fn start_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+        permits: &mut Vec<tokio::sync::OwnedSemaphorePermit>,
+        tracker: &TaskTracker,
+    ) {
+        debug_assert!(deliveries.len() <= permits.len());
+        let (claimed, _) = self.runner.start(deliveries).await;
+        for (c, permit) in claimed.into_iter().zip(permits.drain(..)) {
+            let runner = self.runner.clone();
+            let hard_stop = self.hard_stop.clone();
+            let span = tracing::info_span!("job", job_id = %c.started.id, kind = %c.started.kind, attempt = c.started.attempt);
+            tracker.spawn(
+                async move {
+                    runner.run(c, Some(permit), &hard_stop).await;
+                }
+                .instrument(span),
+            );
         }
     }
 
