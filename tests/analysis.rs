@@ -604,3 +604,178 @@ async fn the_demo_tenant_analyzes_the_sample_jira_like_the_readme_says() {
     assert_eq!(again.tenant_id, demo.tenant_id);
     assert_ne!(again.api_key, demo.api_key);
 }
+
+/// Answers with `body` after `delay`, noting when each request arrived: a request is in flight
+/// from its arrival until `delay` later.
+struct Slow {
+    delay: std::time::Duration,
+    body: Value,
+    arrivals: std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+}
+
+impl wiremock::Respond for Slow {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        self.arrivals
+            .lock()
+            .unwrap()
+            .push(std::time::Instant::now());
+        ResponseTemplate::new(200)
+            .set_body_json(self.body.clone())
+            .set_delay(self.delay)
+    }
+}
+
+/// The most requests that arrived within one `delay` of each other. A client capped at `n`
+/// starts a request only after an earlier one got its answer (at least `delay` after that one
+/// arrived), so this never exceeds `n`; `n` requests started together reach it.
+fn max_in_flight(arrivals: &[std::time::Instant], delay: std::time::Duration) -> usize {
+    let mut a = arrivals.to_vec();
+    a.sort();
+    (0..a.len())
+        .map(|i| a[..=i].iter().filter(|t| a[i] - **t < delay).count())
+        .max()
+        .unwrap_or(0)
+}
+
+async fn set_add_ons(env: &TestEnv, tenant: Uuid, status: &str, add_ons: &[&str]) {
+    let now = chrono::Utc::now();
+    let mut tx = env.keel.pool.begin().await.unwrap();
+    keel_models::billing::subscriptions::upsert(
+        &mut tx,
+        &keel_models::billing::subscriptions::SubscriptionState {
+            tenant_id: tenant,
+            mode: "local".into(),
+            plan_id: "team".into(),
+            billing_interval: "month".into(),
+            status: status.into(),
+            add_ons: add_ons.iter().map(|s| s.to_string()).collect(),
+            current_period_start: Some(now - chrono::Duration::days(3)),
+            current_period_end: Some(now + chrono::Duration::days(27)),
+            cancel_at_period_end: false,
+            canceled_at: None,
+            ended_at: None,
+            trial_end: None,
+            stripe_customer_id: None,
+            stripe_subscription_id: None,
+            catalog_version: 1,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_jira_concurrency_add_on_raises_the_tenants_cap_while_the_subscription_is_in_force() {
+    const ISSUES: usize = 16;
+    let delay = std::time::Duration::from_millis(300);
+    let env = TestEnv::new().await;
+    let default_cap = env.keel.settings.jira_concurrency;
+    let add_on_cap = keel_api::billing::catalog::global()
+        .feature_max(
+            &["jira_concurrency".to_string()],
+            keel_api::billing::catalog::FEATURE_JIRA_CONCURRENCY,
+        )
+        .unwrap() as usize;
+    assert!(add_on_cap > default_cap && add_on_cap < ISSUES);
+    let (tenant, key, _) = env.tenant("acme").await;
+
+    // A slow Jira with a sprint of 16 issues whose changelogs and comments must be fetched.
+    let jira = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/myself"))
+        .respond_with(ok("myself.json"))
+        .mount(&jira)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/agile/1.0/board/84/sprint"))
+        .and(query_param("state", "active"))
+        .respond_with(ok("board_sprints_active.json"))
+        .mount(&jira)
+        .await;
+    let sprint_id = fixture("board_sprints_active.json")["values"][0]["id"]
+        .as_u64()
+        .unwrap();
+    let template = fixture("sprint_issues_page1.json")["issues"][0].clone();
+    let issues: Vec<Value> = (1..=ISSUES)
+        .map(|i| {
+            let mut issue = template.clone();
+            issue["id"] = json!((10000 + i).to_string());
+            issue["key"] = json!(format!("HSP-{i}"));
+            issue["fields"].as_object_mut().unwrap().remove("comment");
+            issue
+        })
+        .collect();
+    Mock::given(method("GET"))
+        .and(path(format!("/rest/agile/1.0/sprint/{sprint_id}/issue")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "expand": "names,schema", "startAt": 0, "maxResults": 50, "total": ISSUES,
+            "issues": issues,
+        })))
+        .mount(&jira)
+        .await;
+    let arrivals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/rest/api/3/issue/[A-Z]+-\d+/changelog$"))
+        .respond_with(Slow {
+            delay,
+            body: json!({"startAt": 0, "maxResults": 100, "total": 0, "isLast": true, "values": []}),
+            arrivals: arrivals.clone(),
+        })
+        .mount(&jira)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/rest/api/3/issue/[A-Z]+-\d+/comment$"))
+        .respond_with(Slow {
+            delay,
+            body: json!({"startAt": 0, "maxResults": 100, "total": 0, "comments": []}),
+            arrivals: arrivals.clone(),
+        })
+        .mount(&jira)
+        .await;
+    connect(&env, &key, &jira).await;
+    env.spawn_worker(|_| {});
+
+    // Runs the sprint analysis and answers the most Jira requests it had in flight at once.
+    let run = || async {
+        arrivals.lock().unwrap().clear();
+        let job = analyze(&env, &key, "sprint", json!({"board_id": 84})).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{job:#?}");
+        assert_eq!(job.result.unwrap()["rollup"]["total"], ISSUES);
+        let arrivals = arrivals.lock().unwrap().clone();
+        assert_eq!(arrivals.len(), 2 * ISSUES);
+        max_in_flight(&arrivals, delay)
+    };
+
+    // No subscription: the default cap.
+    let n = run().await;
+    assert!(
+        n <= default_cap && n >= 2,
+        "{n} in flight, cap {default_cap}"
+    );
+    // Another add-on switches nothing on for Jira.
+    set_add_ons(&env, tenant, "active", &["priority_lane"]).await;
+    let n = run().await;
+    assert!(n <= default_cap, "{n} in flight, cap {default_cap}");
+    // The add-on: the next job's client is rebuilt with the higher cap.
+    set_add_ons(
+        &env,
+        tenant,
+        "active",
+        &["priority_lane", "jira_concurrency"],
+    )
+    .await;
+    let n = run().await;
+    assert!(
+        n > default_cap && n <= add_on_cap,
+        "{n} in flight, cap {add_on_cap}"
+    );
+    // Past due still counts as in force.
+    set_add_ons(&env, tenant, "past_due", &["jira_concurrency"]).await;
+    let n = run().await;
+    assert!(n > default_cap && n <= add_on_cap, "{n} in flight");
+    // Canceled: back to the default.
+    set_add_ons(&env, tenant, "canceled", &["jira_concurrency"]).await;
+    let n = run().await;
+    assert!(n <= default_cap, "{n} in flight, cap {default_cap}");
+}

@@ -1091,6 +1091,69 @@ async fn admin_stats_count_revenue_subscriptions_churn_and_pack_sales() {
     );
 }
 
+/// A usage period as the period rollover leaves it: `used_overage` units billed as overage,
+/// closed `closed_days_ago` days ago (`None`: still open).
+async fn period(
+    env: &TestEnv,
+    tenant: Uuid,
+    plan: &str,
+    months_ago: i32,
+    used_overage: i64,
+    closed_days_ago: Option<i32>,
+) {
+    sqlx::query(
+        "INSERT INTO usage_periods (tenant_id, period_start, period_end, plan_id, included_units,
+             used_included, used_overage, closed_at)
+         VALUES ($1, date_trunc('month', now()) - make_interval(months => $2 + 1),
+                 date_trunc('month', now()) - make_interval(months => $2), $3, 2500, 2500, $4,
+                 now() - make_interval(days => $5))",
+    )
+    .bind(tenant)
+    .bind(months_ago)
+    .bind(plan)
+    .bind(used_overage)
+    .bind(closed_days_ago)
+    .execute(&env.keel.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn admin_stats_price_the_overage_of_periods_closed_in_the_last_30_days() {
+    let env = env().await;
+    let (_, s) = get(&env, Some(ADMIN), "/admin/billing/stats").await;
+    assert_eq!(s["overage_revenue"], 0, "{s}");
+    assert_eq!(s["overage_30d"]["periods"], 0, "{s}");
+
+    let (a, _, _) = env.tenant("a").await;
+    let (b, _, _) = env.tenant("b").await;
+    let (c, _, _) = env.tenant("c").await;
+    // Counted: Team (4 cents a unit) and Business (3), closed within 30 days; a hard-capped
+    // Starter period has no overage price.
+    period(&env, a, "team", 0, 120, Some(2)).await;
+    period(&env, b, "business", 0, 50, Some(29)).await;
+    period(&env, c, "starter", 0, 7, Some(1)).await;
+    // Not counted: closed 31+ days ago, or not closed yet.
+    period(&env, a, "team", 1, 1000, Some(31)).await;
+    period(&env, b, "team", 1, 500, None).await;
+
+    let (status, s) = get(&env, Some(ADMIN), "/admin/billing/stats").await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["overage_revenue"], 120 * 4 + 50 * 3, "{s}");
+    assert_eq!(s["overage_30d"]["amount"], 120 * 4 + 50 * 3, "{s}");
+    assert_eq!(s["overage_30d"]["units"], 120 + 50 + 7, "{s}");
+    assert_eq!(s["overage_30d"]["periods"], 3, "{s}");
+    assert_eq!(
+        s["overage_30d"]["per_plan"],
+        json!([
+            {"plan_id": "business", "periods": 1, "units": 50, "amount": 150},
+            {"plan_id": "starter", "periods": 1, "units": 7, "amount": 0},
+            {"plan_id": "team", "periods": 1, "units": 120, "amount": 480},
+        ]),
+        "{s}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Settings
 // ---------------------------------------------------------------------------------------------

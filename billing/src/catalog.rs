@@ -13,6 +13,13 @@ use crate::CatalogError;
 /// The catalog shipped in the binary.
 pub const DEFAULT_CATALOG: &str = include_str!("../../config/plans.toml");
 
+/// Add-on feature: the tenant's Jira client may run this many requests at once (an integer;
+/// never lowers the operator's `KEEL_JIRA_CONCURRENCY`).
+pub const FEATURE_JIRA_CONCURRENCY: &str = "jira_concurrency";
+/// Add-on feature: the tenant's jobs go ahead of others in the queue (`true`). Not applied yet:
+/// the job ledger and the lane have no notion of priority (see README, Billing & Stripe).
+pub const FEATURE_PRIORITY_LANE: &str = "priority_lane";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
@@ -172,7 +179,32 @@ impl Catalog {
         let catalog: Catalog =
             toml::from_str(text).map_err(|e| CatalogError::Parse(e.to_string()))?;
         catalog.validate(known_kinds)?;
+        catalog.check_features()?;
         Ok(catalog)
+    }
+
+    /// The features Keel acts on must have the right type, so a typo (`jira_concurrency =
+    /// "8"`) stops start-up instead of silently switching nothing on.
+    fn check_features(&self) -> Result<(), CatalogError> {
+        for a in &self.add_ons {
+            if let Some(v) = a.features.get(FEATURE_JIRA_CONCURRENCY) {
+                if !v.as_integer().is_some_and(|n| (1..=64).contains(&n)) {
+                    return Err(CatalogError::Invalid(format!(
+                        "add-on {:?}: feature {FEATURE_JIRA_CONCURRENCY} must be an integer from 1 to 64",
+                        a.id
+                    )));
+                }
+            }
+            if let Some(v) = a.features.get(FEATURE_PRIORITY_LANE) {
+                if v.as_bool().is_none() {
+                    return Err(CatalogError::Invalid(format!(
+                        "add-on {:?}: feature {FEATURE_PRIORITY_LANE} must be true or false",
+                        a.id
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The embedded default catalog.
@@ -209,6 +241,34 @@ impl Catalog {
 
     pub fn add_on(&self, id: &str) -> Option<&AddOn> {
         self.add_ons.iter().find(|a| a.id == id)
+    }
+
+    /// The values that the add-ons `ids` (a subscription's `add_ons`) give feature `key`. Ids the
+    /// catalog no longer lists switch nothing on.
+    pub fn add_on_features<'a>(
+        &'a self,
+        ids: &'a [String],
+        key: &'a str,
+    ) -> impl Iterator<Item = &'a toml::Value> + 'a {
+        ids.iter()
+            .filter_map(|id| self.add_on(id))
+            .filter_map(move |a| a.features.get(key))
+    }
+
+    /// Whether one of the add-ons `ids` sets feature `key` to `true` (e.g. `priority_lane`).
+    pub fn feature_enabled(&self, ids: &[String], key: &str) -> bool {
+        self.add_on_features(ids, key)
+            .any(|v| v.as_bool() == Some(true))
+    }
+
+    /// The largest positive integer the add-ons `ids` set for feature `key` (e.g.
+    /// `jira_concurrency`); `None` when none of them sets it.
+    pub fn feature_max(&self, ids: &[String], key: &str) -> Option<u64> {
+        self.add_on_features(ids, key)
+            .filter_map(|v| v.as_integer())
+            .filter_map(|n| u64::try_from(n).ok())
+            .filter(|&n| n > 0)
+            .max()
     }
 
     /// Maps a Stripe price id (from a subscription item or checkout line) to the catalog.
@@ -269,4 +329,68 @@ pub fn global() -> Arc<Catalog> {
             )
         })
         .clone()
+}
+
+#[cfg(test)]
+mod feature_tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        toml::from_str(DEFAULT_CATALOG).unwrap()
+    }
+
+    #[test]
+    fn add_on_features_are_read_from_the_tenants_add_ons() {
+        let c = catalog();
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(c.feature_max(&[], FEATURE_JIRA_CONCURRENCY), None);
+        assert_eq!(
+            c.feature_max(&ids(&["priority_lane"]), FEATURE_JIRA_CONCURRENCY),
+            None
+        );
+        assert_eq!(
+            c.feature_max(&ids(&["jira_concurrency"]), FEATURE_JIRA_CONCURRENCY),
+            Some(8)
+        );
+        assert_eq!(
+            c.feature_max(
+                &ids(&["gone", "jira_concurrency"]),
+                FEATURE_JIRA_CONCURRENCY
+            ),
+            Some(8)
+        );
+        assert!(c.feature_enabled(&ids(&["priority_lane"]), FEATURE_PRIORITY_LANE));
+        assert!(!c.feature_enabled(&ids(&["jira_concurrency"]), FEATURE_PRIORITY_LANE));
+        assert!(!c.feature_enabled(&[], FEATURE_PRIORITY_LANE));
+    }
+
+    #[test]
+    fn a_mistyped_feature_value_is_refused_naming_the_add_on() {
+        let text = DEFAULT_CATALOG.replace("jira_concurrency = 8", "jira_concurrency = \"8\"");
+        let err = Catalog::parse(
+            &text,
+            &[
+                "jira.analyze.issue",
+                "jira.analyze.sprint",
+                "jira.analyze.portfolio",
+                "sentiment.score",
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("\"jira_concurrency\"") && err.contains("1 to 64"),
+            "{err}"
+        );
+        assert!(Catalog::parse(
+            DEFAULT_CATALOG,
+            &[
+                "jira.analyze.issue",
+                "jira.analyze.sprint",
+                "jira.analyze.portfolio",
+                "sentiment.score"
+            ]
+        )
+        .is_ok());
+    }
 }

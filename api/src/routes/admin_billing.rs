@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use keel_billing::Interval;
+use keel_billing::{Interval, Overage};
 use keel_jobs::enqueue;
 use keel_models::billing::{events, stats};
 use keel_models::job::{self as ledger, Inserted};
@@ -97,8 +97,10 @@ pub async fn replay(
 }
 
 /// `GET /admin/billing/stats`: MRR and ARR priced from the catalog (active and past-due
-/// subscriptions; trials pay nothing yet), live subscriptions per plan, 30-day churn and
-/// credit-pack sales.
+/// subscriptions; trials pay nothing yet), live subscriptions per plan, 30-day churn,
+/// credit-pack sales, and overage revenue: the overage units of the usage periods closed in the
+/// last 30 days, priced at their plan's overage price in the catalog (like the monthly revenue
+/// snapshot; hard-capped or unknown plans add nothing).
 pub async fn stats(_: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let catalog = &state.billing.catalog;
     let live = stats::live_subscriptions(&state.pool).await?;
@@ -122,6 +124,26 @@ pub async fn stats(_: Admin, State(state): State<AppState>) -> Result<Json<Value
     let churned = stats::churned(&state.pool, 30).await?;
     let base = live_total + churned;
     let packs = stats::credit_pack_sales(&state.pool, 30).await?;
+    let overage = stats::closed_overage(&state.pool, 30).await?;
+    let overage_price = |plan_id: &str| match catalog.plan(plan_id).map(|p| p.overage) {
+        Some(Overage::PerUnit(cents)) => cents,
+        _ => 0,
+    };
+    let overage_per_plan: Vec<Value> = overage
+        .iter()
+        .map(|o| {
+            json!({
+                "plan_id": o.plan_id,
+                "periods": o.periods,
+                "units": o.units,
+                "amount": o.units * overage_price(&o.plan_id),
+            })
+        })
+        .collect();
+    let overage_revenue: i64 = overage
+        .iter()
+        .map(|o| o.units * overage_price(&o.plan_id))
+        .sum();
     Ok(Json(json!({
         "currency": catalog.currency,
         "mrr": mrr,
@@ -137,7 +159,12 @@ pub async fn stats(_: Admin, State(state): State<AppState>) -> Result<Json<Value
             "amount": packs.iter().map(|p| p.amount).sum::<i64>(),
             "per_pack": packs,
         },
-        "overage_revenue": null,
-        "notes": "overage_revenue needs usage metering, which is not built yet",
+        "overage_revenue": overage_revenue,
+        "overage_30d": {
+            "periods": overage.iter().map(|o| o.periods).sum::<i64>(),
+            "units": overage.iter().map(|o| o.units).sum::<i64>(),
+            "amount": overage_revenue,
+            "per_plan": overage_per_plan,
+        },
     })))
 }

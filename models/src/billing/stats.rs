@@ -57,3 +57,26 @@ pub async fn credit_pack_sales(pool: &PgPool, days: i32) -> sqlx::Result<Vec<Pac
     .fetch_all(pool)
     .await
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OverageUnits {
+    pub plan_id: String,
+    /// Periods closed in the window.
+    pub periods: i64,
+    pub units: i64,
+}
+
+/// Overage units of the usage periods closed (by the period rollover, which bills their
+/// overage) within the last `days` days, per plan; the caller prices them from the catalog.
+pub async fn closed_overage(pool: &PgPool, days: i32) -> sqlx::Result<Vec<OverageUnits>> {
+    sqlx::query_as!(
+        OverageUnits,
+        r#"SELECT plan_id, count(*) AS "periods!", COALESCE(sum(used_overage), 0)::int8 AS "units!"
+           FROM usage_periods
+           WHERE closed_at IS NOT NULL AND closed_at >= now() - make_interval(days => $1)
+           GROUP BY plan_id ORDER BY plan_id"#,
+        days
+    )
+    .fetch_all(pool)
+    .await
+}

@@ -232,3 +232,17 @@ pub async fn stripe_customer(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Opt
     .fetch_optional(pool)
     .await
 }
+
+/// The add-ons of the tenant's subscription while it is in force (active, trialing or
+/// past-due); empty without a subscription or once it is over. What switches a tenant's
+/// add-on features on (e.g. a higher Jira concurrency cap).
+pub async fn add_ons_in_force(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Vec<String>> {
+    let add_ons = sqlx::query_scalar!(
+        "SELECT add_ons FROM billing_subscriptions
+         WHERE tenant_id = $1 AND status IN ('active', 'trialing', 'past_due')",
+        tenant_id
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(add_ons.unwrap_or_default())
+}
