@@ -448,3 +448,47 @@ async fn a_worker_killed_mid_job_still_meters_each_job_exactly_once() {
     assert_eq!(periods.len(), 1);
     assert_eq!(periods[0].used_included, 6);
 }
+
+#[tokio::test]
+async fn a_priority_lane_tenants_job_overtakes_the_backlog() {
+    let env = TestEnv::new().await;
+    let (_, normal, _) = env.tenant("normal").await;
+    let (vip, key, _) = env.tenant("vip").await;
+    subscribe(&env, vip, "active").await;
+    let mut tx = env.keel.pool.begin().await.unwrap();
+    let mut sub: SubscriptionState = keel_models::billing::subscriptions::lock(&mut tx, vip)
+        .await
+        .unwrap()
+        .unwrap()
+        .into();
+    sub.add_ons = vec!["priority_lane".into()];
+    keel_models::billing::subscriptions::upsert(&mut tx, &sub)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let backlog: Vec<Uuid> = {
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            ids.push(env.submit_ok(&normal, noop(i)).await);
+        }
+        ids
+    };
+    let fast = env.submit_ok(&key, noop(99)).await;
+    assert_eq!(env.job(fast).await.queue, "default.priority");
+    assert_eq!(env.job(backlog[0]).await.queue, "default");
+
+    env.spawn_worker(|c| c.concurrency = 1);
+    let fast = env.wait_status(fast, JobStatus::Succeeded, secs(20)).await;
+    let mut before = 0;
+    for id in &backlog {
+        let job = env.wait_status(*id, JobStatus::Succeeded, secs(20)).await;
+        if job.finished_at < fast.finished_at {
+            before += 1;
+        }
+    }
+    assert!(
+        before <= 2,
+        "{before} backlog jobs finished before the priority one"
+    );
+}

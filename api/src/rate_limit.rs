@@ -26,6 +26,8 @@ pub struct Limits {
     /// Enforce the plans' request rate limits (`KEEL_RATE_LIMITS`).
     pub rate_limits: bool,
     plans: Mutex<HashMap<Uuid, (Instant, RateLimit)>>,
+    /// Add-ons in force per tenant (for the priority lane at submit), cached like `plans`.
+    add_ons: Mutex<HashMap<Uuid, (Instant, Vec<String>)>>,
 }
 
 impl Limits {
@@ -34,7 +36,32 @@ impl Limits {
             metering,
             rate_limits,
             plans: Mutex::new(HashMap::new()),
+            add_ons: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The tenant's add-ons in force (active, trialing or past-due subscription), cached for
+    /// [`PLAN_TTL`] so the submit path does not query them per request.
+    pub async fn add_ons(
+        &self,
+        pool: &keel_models::PgPool,
+        tenant: Uuid,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        {
+            let cache = self.add_ons.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, ids)) = cache.get(&tenant) {
+                if at.elapsed() < PLAN_TTL {
+                    return Ok(ids.clone());
+                }
+            }
+        }
+        let ids = keel_models::billing::subscriptions::add_ons_in_force(pool, tenant).await?;
+        let mut cache = self.add_ons.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(tenant, (Instant::now(), ids.clone()));
+        Ok(ids)
     }
 
     fn cached(&self, tenant: Uuid) -> Option<RateLimit> {

@@ -44,6 +44,30 @@ pub struct Delivery {
     pub job_id: Option<Uuid>,
 }
 
+/// Suffix of a queue's priority lane: jobs of tenants with the `priority_lane` add-on travel on
+/// `{queue}.priority`, which workers read before the queue itself.
+pub const PRIORITY_SUFFIX: &str = ".priority";
+
+/// The priority lane of `queue`.
+pub fn priority_queue(queue: &str) -> String {
+    format!("{queue}{PRIORITY_SUFFIX}")
+}
+
+/// What a worker consuming `queues` reads, in order of precedence: every queue's priority lane
+/// first, then the queues (an explicitly listed lane is not doubled).
+pub fn with_priority_lanes(queues: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(queues.len() * 2);
+    for q in queues.iter().filter(|q| !q.ends_with(PRIORITY_SUFFIX)) {
+        out.push(priority_queue(q));
+    }
+    for q in queues {
+        if !out.contains(q) {
+            out.push(q.clone());
+        }
+    }
+    out
+}
+
 #[derive(Clone)]
 pub struct Lane {
     client: Client,
@@ -396,4 +420,27 @@ fn parse_entry(entry: Value) -> Option<(String, Option<Uuid>)> {
         }
     }
     Some((entry_id, job_id))
+}
+
+#[cfg(test)]
+mod priority_tests {
+    use super::*;
+
+    #[test]
+    fn priority_lanes_come_first_and_are_not_doubled() {
+        let q = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            with_priority_lanes(&q(&["analysis", "default"])),
+            q(&[
+                "analysis.priority",
+                "default.priority",
+                "analysis",
+                "default"
+            ])
+        );
+        assert_eq!(
+            with_priority_lanes(&q(&["default", "default.priority"])),
+            q(&["default.priority", "default"])
+        );
+    }
 }

@@ -44,6 +44,9 @@ impl Worker {
         } else {
             config.queues.clone()
         };
+        // Priority lanes first: XREADGROUP answers streams in the order asked and the fetch
+        // loop starts the first entries, so a priority tenant's job overtakes the backlog.
+        let queues = keel_jobs::lane::with_priority_lanes(&queues);
         let supervisor = Supervisor::new(services.pool.clone(), config.lease);
         let relay = Relay::new(
             services.pool.clone(),

@@ -68,6 +68,10 @@ pub(crate) async fn accept(
             SubmitError::Invalid(a) => ApiError::invalid(&a.path, a.message),
         },
     )?;
+    let mut new = new;
+    if priority_lane(state, tenant).await? {
+        new.queue = keel_jobs::lane::priority_queue(&new.queue);
+    }
     let metered = state.limits.metering
         && state
             .billing
@@ -111,6 +115,23 @@ pub(crate) async fn accept(
             Ok((StatusCode::OK, Json(view(&job))))
         }
     }
+}
+
+/// Whether the tenant's jobs travel on the priority lanes (an add-on with `priority_lane`).
+/// Catalogs that sell no such add-on skip the lookup.
+async fn priority_lane(state: &AppState, tenant: uuid::Uuid) -> Result<bool, ApiError> {
+    let catalog = &state.billing.catalog;
+    let sold = catalog.add_ons.iter().any(|a| {
+        a.features
+            .get(keel_billing::catalog::FEATURE_PRIORITY_LANE)
+            .and_then(|v| v.as_bool())
+            == Some(true)
+    });
+    if !sold {
+        return Ok(false);
+    }
+    let ids = state.limits.add_ons(&state.pool, tenant).await?;
+    Ok(catalog.feature_enabled(&ids, keel_billing::catalog::FEATURE_PRIORITY_LANE))
 }
 
 pub async fn get(
