@@ -80,7 +80,7 @@ pub enum TenantCommand {
 
 #[derive(Subcommand)]
 pub enum SchedulerCommand {
-    /// Every task with its schedule (UTC), next run, last tick and that tick's job status.
+    /// Every task with its schedule and time zone, next run, last tick and that tick's job status.
     List,
     /// Enqueue one run of TASK now (recorded as the task's tick for this second); prints the
     /// job id. Workers run it.
@@ -272,7 +272,8 @@ pub fn format_task_list(tasks: &[keel_scheduler::TaskStatus]) -> String {
     };
     let mut rows = vec![[
         "TASK".to_string(),
-        "SCHEDULE (UTC)".into(),
+        "SCHEDULE".into(),
+        "TIME ZONE".into(),
         "CATCH-UP".into(),
         "NEXT RUN".into(),
         "LAST TICK".into(),
@@ -288,13 +289,14 @@ pub fn format_task_list(tasks: &[keel_scheduler::TaskStatus]) -> String {
         rows.push([
             t.name.to_string(),
             t.cron.clone(),
+            t.timezone.clone(),
             t.catch_up.as_str().into(),
             time(t.next_run),
             time(t.last_tick),
             job,
         ]);
     }
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();

@@ -2,6 +2,7 @@
 //! when present) < environment (`KEEL_*`, plus `DATABASE_URL` and `REDIS_URL`). Secrets are
 //! [`SecretString`]s (never printed). [`Settings::validate`] names the variable at fault.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -76,6 +77,21 @@ pub struct Settings {
     /// FinBERT model for `sentiment.score` `{"model": "finbert"}` (`KEEL_SENTIMENT_MODEL`): a
     /// model directory, or a repository name fetched with `keel model pull` (`repo[@revision]`).
     pub sentiment_model: Option<String>,
+    /// Per-task cron overrides (`KEEL_SCHEDULES`): `task=cron[@Zone];task=cron[@Zone]…`, e.g.
+    /// `monthly-billing-run=0 0 6 1 * *;housekeeping=0 0 4 * * *@Europe/Berlin`; in keel.toml
+    /// also a `[schedules]` table of `task = "cron[@Zone]"`. Unset: the built-in schedules.
+    pub schedules: Option<ScheduleOverrides>,
+    /// IANA time zone every task's cron expression is read in (`KEEL_SCHEDULER_TIMEZONE`,
+    /// default `UTC`), unless its override names its own. Ticks are stored in UTC.
+    pub scheduler_timezone: String,
+}
+
+/// `KEEL_SCHEDULES` as a string, or keel.toml's `[schedules]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ScheduleOverrides {
+    List(String),
+    Table(BTreeMap<String, String>),
 }
 
 impl Default for Settings {
@@ -114,6 +130,8 @@ impl Default for Settings {
             metering: true,
             rate_limits: true,
             sentiment_model: None,
+            schedules: None,
+            scheduler_timezone: "UTC".into(),
         }
     }
 }
@@ -181,6 +199,7 @@ impl Settings {
         keel_models::crypto::SecretBox::from_config(self.encryption_key_spec())
             .map_err(|e| anyhow::anyhow!("KEEL_ENCRYPTION_KEY is invalid: {e}"))?;
         self.validate_billing()?;
+        self.task_config()?;
         if self.production() {
             if self.admin_token.is_none() {
                 anyhow::bail!("KEEL_ADMIN_TOKEN must be set when KEEL_ENV=production");
@@ -279,11 +298,40 @@ impl Settings {
             .unwrap_or(DEV_ENCRYPTION_KEY)
     }
 
-    /// What the scheduler's built-in tasks need.
-    pub fn task_settings(&self) -> keel_scheduler::TaskSettings {
-        keel_scheduler::TaskSettings {
+    /// What the scheduler's built-in tasks need, with their schedules. Panics on a bad
+    /// schedule configuration, which [`Self::validate`] (run by [`Self::load`]) refuses first.
+    pub fn task_settings(&self) -> keel_scheduler::TaskConfig {
+        self.task_config()
+            .unwrap_or_else(|e| panic!("unvalidated settings: {e}"))
+    }
+
+    /// [`Self::task_settings`], or what is wrong with `KEEL_SCHEDULER_TIMEZONE` or
+    /// `KEEL_SCHEDULES` (every cron expression and zone parses, every task exists).
+    pub fn task_config(&self) -> anyhow::Result<keel_scheduler::TaskConfig> {
+        use keel_scheduler::{ScheduleError, Schedules};
+        let settings = keel_scheduler::TaskSettings {
             job_retention_days: self.job_retention_days,
-        }
+        };
+        let schedules = match &self.schedules {
+            None => Schedules::new(&self.scheduler_timezone, []),
+            Some(ScheduleOverrides::List(spec)) => Schedules::parse_list(spec)
+                .and_then(|pairs| Schedules::new(&self.scheduler_timezone, pairs)),
+            Some(ScheduleOverrides::Table(table)) => Schedules::new(
+                &self.scheduler_timezone,
+                table.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+        };
+        schedules
+            .and_then(|s| keel_scheduler::TaskConfig::new(settings, s))
+            .map_err(|e| match e {
+                ScheduleError::UnknownTimezone(_) => {
+                    anyhow::anyhow!("KEEL_SCHEDULER_TIMEZONE is invalid: {e}")
+                }
+                ScheduleError::UtcMonth { .. } => {
+                    anyhow::anyhow!("KEEL_SCHEDULER_TIMEZONE with KEEL_SCHEDULES is invalid: {e}")
+                }
+                e => anyhow::anyhow!("KEEL_SCHEDULES is invalid: {e}"),
+            })
     }
 
     pub fn worker_config(&self) -> WorkerConfig {
@@ -312,6 +360,41 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_dev_key_decodes() {
         Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn schedules_and_time_zone_configure_the_built_in_tasks() {
+        let s = Settings {
+            scheduler_timezone: "Europe/Berlin".into(),
+            schedules: Some(ScheduleOverrides::List(
+                "monthly-billing-run=0 0 6 1 * *; housekeeping=0 0 4 * * *@America/New_York".into(),
+            )),
+            ..Settings::default()
+        };
+        s.validate().unwrap();
+        let tasks = keel_scheduler::default_tasks(&s.task_settings());
+        let find = |name: &str| tasks.iter().find(|t| t.name == name).unwrap();
+        let monthly = find("monthly-billing-run");
+        assert_eq!(monthly.schedule.source(), "0 0 6 1 * *");
+        assert_eq!(monthly.timezone.name(), "Europe/Berlin");
+        let housekeeping = find("housekeeping");
+        assert_eq!(housekeeping.schedule.source(), "0 0 4 * * *");
+        assert_eq!(housekeeping.timezone.name(), "America/New_York");
+        let rollover = find("period-rollover");
+        assert_eq!(rollover.schedule.source(), "0 0 * * * *");
+        assert_eq!(rollover.timezone.name(), "Europe/Berlin");
+
+        let table = Settings {
+            schedules: Some(ScheduleOverrides::Table(BTreeMap::from([(
+                "credit-expiry".to_string(),
+                "0 20 0 * * *".to_string(),
+            )]))),
+            ..Settings::default()
+        };
+        let tasks = keel_scheduler::default_tasks(&table.task_settings());
+        let credit = tasks.iter().find(|t| t.name == "credit-expiry").unwrap();
+        assert_eq!(credit.schedule.source(), "0 20 0 * * *");
+        assert_eq!(credit.timezone.name(), "UTC");
     }
 
     #[test]
@@ -345,6 +428,28 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("KEEL_JOB_RETENTION_DAYS"));
+        }
+        let s = Settings {
+            scheduler_timezone: "Mars/Olympus".into(),
+            ..Settings::default()
+        };
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("KEEL_SCHEDULER_TIMEZONE"), "{err}");
+        assert!(err.contains("Mars/Olympus"), "{err}");
+        for (spec, names) in [
+            ("monthly-billing-run=0 0 6 1 *", "monthly-billing-run"),
+            ("no-such-task=0 0 4 * * *", "no-such-task"),
+            ("housekeeping=0 0 4 * * *@Mars/Olympus", "Mars/Olympus"),
+            ("housekeeping", "housekeeping"),
+        ] {
+            let s = Settings {
+                schedules: Some(ScheduleOverrides::List(spec.into())),
+                ..Settings::default()
+            };
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.starts_with("KEEL_SCHEDULES is invalid"), "{err}");
+            assert!(err.contains(names), "{err}");
+            assert!(!err.contains('\n'), "one line: {err}");
         }
         let s = Settings {
             encryption_key: Some(SecretString::from("short")),

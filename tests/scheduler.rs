@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration as Span, SecondsFormat, TimeZone, Utc};
 use keel_models::job::{JobStatus, NewJob};
-use keel_scheduler::{default_tasks, CatchUp, Scheduler, Task, TaskSettings, HOUSEKEEPING};
+use keel_scheduler::{
+    default_tasks, CatchUp, Scheduler, Schedules, Task, TaskSettings, HOUSEKEEPING,
+};
 use serde_json::{json, Value};
 use support::*;
 use uuid::Uuid;
@@ -382,11 +384,16 @@ async fn tenants_cannot_submit_or_see_internal_kinds() {
 }
 
 fn keel_cli(env: &TestEnv, args: &[&str]) -> Output {
+    keel_cli_with(env, args, &[])
+}
+
+fn keel_cli_with(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keel"))
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(env.child_env())
+        .envs(vars.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run keel")
@@ -465,7 +472,161 @@ async fn operators_list_schedules_over_http() {
         .find(|t| t["name"] == HOUSEKEEPING)
         .unwrap_or_else(|| panic!("housekeeping missing: {body}"));
     assert_eq!(task["cron"], "0 15 3 * * *");
+    assert_eq!(task["timezone"], "UTC");
     assert_eq!(task["catch_up"], "latest");
     assert!(task["next_run"].as_str().unwrap().contains("T03:15:00"));
     assert_eq!(task["last_tick"], Value::Null);
+}
+
+/// `KEEL_SCHEDULES`-style overrides in a time zone, through two racing replicas with one pass
+/// every 10 simulated minutes, over both daylight-saving transitions of Europe/Berlin in 2030.
+#[tokio::test]
+async fn an_overridden_schedule_in_a_time_zone_runs_once_per_wall_clock_time_across_dst() {
+    let env = TestEnv::new().await;
+    let schedules = Schedules::new(
+        "Europe/Berlin",
+        Schedules::parse_list("spring=0 30 2 * * *;fall=0 30 2 * * *;catch-up=0 30 2 * * *")
+            .unwrap(),
+    )
+    .unwrap();
+    let tasks = schedules
+        .apply(vec![
+            daily("spring", CatchUp::All),
+            daily("fall", CatchUp::All),
+            daily("catch-up", CatchUp::All),
+        ])
+        .unwrap();
+    let configured = |name: &str| tasks.iter().find(|t| t.name == name).unwrap().clone();
+    async fn drive(
+        env: &TestEnv,
+        task: Task,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        step: Span,
+    ) -> Scheduler {
+        let a = scheduler(env, vec![task.clone()], from);
+        let b = scheduler(env, vec![task], from);
+        let mut now = from;
+        while now <= to {
+            let (ra, rb) = tokio::join!(a.tick_at(now), b.tick_at(now));
+            ra.unwrap();
+            rb.unwrap();
+            now += step;
+        }
+        a
+    }
+
+    // 2030-03-31: clocks go from 02:00 CET to 03:00 CEST, so there is no 02:30 that day: the
+    // `cron` crate skips it (no run, not moved to 03:00), and nothing runs twice.
+    let s = drive(
+        &env,
+        configured("spring"),
+        at(2030, 3, 29, 12, 0, 0),
+        at(2030, 4, 1, 12, 0, 0),
+        Span::minutes(10),
+    )
+    .await;
+    assert_eq!(
+        recorded_ticks(&env, "spring").await,
+        [at(2030, 3, 30, 1, 30, 0), at(2030, 4, 1, 0, 30, 0)]
+    );
+    let listed = s.list(at(2030, 4, 1, 12, 0, 0)).await.unwrap();
+    assert_eq!(listed[0].cron, "0 30 2 * * *");
+    assert_eq!(listed[0].timezone, "Europe/Berlin");
+    assert_eq!(listed[0].next_run, Some(at(2030, 4, 2, 0, 30, 0)));
+    assert_eq!(listed[0].last_tick, Some(at(2030, 4, 1, 0, 30, 0)));
+
+    // 2030-10-27: clocks go from 03:00 CEST back to 02:00 CET, so 02:30 happens at 00:30 and
+    // again at 01:30 UTC. Two instants would be two keys in schedule_runs; the task runs once,
+    // at the first, whether the scheduler ran through the night or catches up after it.
+    let fall = [
+        at(2030, 10, 26, 0, 30, 0),
+        at(2030, 10, 27, 0, 30, 0),
+        at(2030, 10, 28, 1, 30, 0),
+    ];
+    drive(
+        &env,
+        configured("fall"),
+        at(2030, 10, 25, 12, 0, 0),
+        at(2030, 10, 28, 12, 0, 0),
+        Span::minutes(10),
+    )
+    .await;
+    assert_eq!(recorded_ticks(&env, "fall").await, fall);
+    drive(
+        &env,
+        configured("catch-up"),
+        at(2030, 10, 25, 12, 0, 0),
+        at(2030, 10, 28, 12, 0, 0),
+        Span::days(1),
+    )
+    .await;
+    assert_eq!(recorded_ticks(&env, "catch-up").await, fall);
+    assert_eq!(
+        scalar(&env, "SELECT count(*) FROM jobs WHERE kind = 'noop'").await,
+        2 + 3 + 3
+    );
+}
+
+#[tokio::test]
+async fn keel_reads_schedules_and_time_zone_from_the_environment_and_refuses_bad_ones() {
+    let env = TestEnv::new().await;
+    let out = keel_cli_with(
+        &env,
+        &["scheduler", "list"],
+        &[
+            ("KEEL_SCHEDULER_TIMEZONE", "Europe/Berlin"),
+            (
+                "KEEL_SCHEDULES",
+                "housekeeping=0 0 4 * * *;monthly-billing-run=0 0 6 1 * *@UTC",
+            ),
+        ],
+    );
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{list}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |name: &str| {
+        list.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in {list:?}"))
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let header = line("TASK");
+    assert_eq!(header[1..3], ["SCHEDULE", "TIME ZONE"]);
+    assert_eq!(line(HOUSEKEEPING)[1..3], ["0 0 4 * * *", "Europe/Berlin"]);
+    assert_eq!(line("monthly-billing-run")[1..3], ["0 0 6 1 * *", "UTC"]);
+    assert_eq!(
+        line("expiry-notices")[1..3],
+        ["0 0 9 * * *", "Europe/Berlin"]
+    );
+
+    for (vars, names) in [
+        (
+            [("KEEL_SCHEDULES", "monthly-billing-run=0 0 6 1 *")],
+            ["KEEL_SCHEDULES", "monthly-billing-run"],
+        ),
+        (
+            [("KEEL_SCHEDULES", "monthly-billing=0 0 6 1 * *")],
+            ["KEEL_SCHEDULES", "monthly-billing"],
+        ),
+        (
+            [("KEEL_SCHEDULER_TIMEZONE", "Europe/Berlinn")],
+            ["KEEL_SCHEDULER_TIMEZONE", "Europe/Berlinn"],
+        ),
+    ] {
+        let out = keel_cli_with(&env, &["scheduler", "list"], &vars);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{vars:?}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        for name in names {
+            assert!(stderr.contains(name), "{name} in {stderr}");
+        }
+    }
 }

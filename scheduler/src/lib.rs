@@ -2,9 +2,10 @@
 //! scheduler replicas run.
 //!
 //! The scheduler only ever enqueues; workers do the work. Each [`Task`] has a cron schedule
-//! (with seconds, in UTC) and a function from the tick to the job it enqueues. Once a second,
-//! [`Scheduler::tick_at`] works out each task's *due ticks* and, for each, runs one
-//! transaction: record the tick in `schedule_runs` (primary key `(task, tick)`, `ON CONFLICT DO
+//! (with seconds, read in the task's time zone: UTC unless configured, see [`Schedules`]; ticks
+//! are UTC instants, and daylight saving time is handled as `task.rs` documents) and a function
+//! from the tick to the job it enqueues. Once a second, [`Scheduler::tick_at`] works out each
+//! task's *due ticks* and, for each, runs one transaction: record the tick in `schedule_runs` (primary key `(task, tick)`, `ON CONFLICT DO
 //! NOTHING`), then insert the job. Replicas racing for the same tick serialise on that primary
 //! key: exactly one records it and commits its job, the others roll back having enqueued
 //! nothing. The job is pushed to Redis only after commit, like every other producer's.
@@ -26,9 +27,11 @@ pub mod billing;
 mod per_tenant;
 mod task;
 
+/// The time zones schedules are read in (IANA, from `chrono-tz`).
+pub use chrono_tz::Tz;
 pub use task::{
-    default_tasks, due_ticks, system_clock, CatchUp, Clock, JobFn, Task, TaskJob, TaskSettings,
-    HOUSEKEEPING, MAX_CATCH_UP,
+    default_tasks, due_ticks, system_clock, CatchUp, Clock, JobFn, ScheduleError, ScheduleOverride,
+    Schedules, Task, TaskConfig, TaskJob, TaskSettings, ToTaskConfig, HOUSEKEEPING, MAX_CATCH_UP,
 };
 
 pub use per_tenant::{FanOutFn, TenantJob};
@@ -80,8 +83,10 @@ pub struct TickReport {
 #[derive(Debug, Clone)]
 pub struct TaskStatus {
     pub name: &'static str,
-    /// The cron expression (UTC).
+    /// The cron expression, read in `timezone`.
     pub cron: String,
+    /// The IANA name of the zone `cron` is read in (`UTC` unless configured).
+    pub timezone: String,
     pub catch_up: CatchUp,
     /// The next tick after `now` (`None` when the schedule has no more ticks).
     pub next_run: Option<DateTime<Utc>>,
@@ -186,12 +191,7 @@ impl Scheduler {
         now: DateTime<Utc>,
     ) -> Result<usize, SchedulerError> {
         let last = keel_models::schedule::last_tick(&self.pool, task.name).await?;
-        let (due, more) = due_ticks(
-            &task.schedule,
-            task.catch_up,
-            last.unwrap_or(first_pass),
-            now,
-        );
+        let (due, more) = task.due_ticks(last.unwrap_or(first_pass), now);
         if more {
             tracing::warn!(
                 task = task.name,
@@ -321,8 +321,9 @@ impl Scheduler {
             out.push(TaskStatus {
                 name: task.name,
                 cron: task.schedule.source().to_string(),
+                timezone: task.timezone.name().to_string(),
                 catch_up: task.catch_up,
-                next_run: task.schedule.after(&now).next(),
+                next_run: task.next_after(now),
                 last_tick: last.as_ref().map(|r| r.tick),
                 last_job_id: last.as_ref().and_then(|r| r.job_id),
                 last_job_status: last.and_then(|r| r.job_status),

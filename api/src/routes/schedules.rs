@@ -1,5 +1,6 @@
-//! `GET /admin/schedules` (operators): every scheduled task with its cron (UTC), catch-up
-//! policy, next run, and its last tick's job and outcome — the same view as
+//! `GET /admin/schedules` (operators): every scheduled task with its effective cron expression
+//! and the time zone it is read in (`KEEL_SCHEDULES`, `KEEL_SCHEDULER_TIMEZONE`), catch-up
+//! policy, next run (UTC), and its last tick's job and outcome — the same view as
 //! `keel scheduler list`.
 
 use axum::extract::State;
@@ -23,7 +24,7 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<Value>
             json!({
                 "name": t.name,
                 "cron": t.cron,
-                "timezone": "UTC",
+                "timezone": t.timezone,
                 "catch_up": t.catch_up.as_str(),
                 "next_run": t.next_run,
                 "last_tick": t.last_tick,
