@@ -1,7 +1,7 @@
 //! The scheduled billing tasks (issue #6). Each only enqueues; the `billing.*` jobs
 //! (`keel_jobs::kinds::billing_tasks`) do the work on workers.
 //!
-//! | task | cron (UTC) | catch-up | enqueues |
+//! | task | default cron (UTC unless configured) | catch-up | enqueues |
 //! |---|---|---|---|
 //! | `period-rollover` | hourly, on the hour | latest (it scans) | `billing.close_period` per ended, open tenant-period |
 //! | `monthly-billing-run` | 00:00:00 on the 1st | all (every missed month) | `billing.monthly_run {month}` for the month that ended |
