@@ -15,6 +15,7 @@ use hmac::{Hmac, Mac};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use sha2::Sha256;
+use support::stripe::percent_decode;
 use support::*;
 use uuid::Uuid;
 
@@ -1365,29 +1366,6 @@ fn checkout_session_response(mode: &str, tenant: Uuid) -> Value {
         "ui_mode": "hosted", "url": "https://checkout.stripe.com/c/pay/cs_test_a1b2c3",
         "wallet_options": null
     })
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 /// The form fields of each request the fake Stripe received, decoded, with its idempotency key.

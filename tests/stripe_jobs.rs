@@ -20,6 +20,7 @@ use keel_jobs::kinds::stripe::ops;
 use keel_models::job::JobStatus;
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use support::stripe::percent_decode;
 use support::*;
 use uuid::Uuid;
 use wiremock::matchers::{method, path};
@@ -118,29 +119,6 @@ fn subscription(price: &str, interval: &str, cancel_at_period_end: bool, status:
         "trial_settings": { "end_behavior": { "missing_payment_method": "create_invoice" } },
         "trial_start": null
     })
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 /// One request the fake Stripe received: method, path, decoded form fields, idempotency key.

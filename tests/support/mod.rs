@@ -3,6 +3,8 @@
 //! child process when the test must kill it. Cleanup runs on drop, also after a failed test.
 #![allow(dead_code)]
 
+pub mod stripe;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
