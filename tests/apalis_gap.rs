@@ -30,6 +30,26 @@ async fn cleanup(queue: &str) {
             .await
             .unwrap();
     }
+    // apalis-redis also registers the queue in a global, unprefixed sorted set; take our member
+    // out, and the set with it once it is empty, so the test leaves nothing behind.
+    const REGISTRY: &str = "core:apalis:queues:list";
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(REGISTRY)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let ours: Vec<&String> = members.iter().filter(|m| m.contains(queue)).collect();
+    if !ours.is_empty() {
+        redis::cmd("ZREM")
+            .arg(REGISTRY)
+            .arg(ours)
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+    }
+    // ZREM of the last member deletes the key itself.
 }
 
 /// A 10,000-job backlog: the worker processes nothing and stops with a Lua error, where Keel's
