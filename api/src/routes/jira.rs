@@ -131,17 +131,15 @@ pub async fn disconnect(
     }
 }
 
-/// The tenant's risk settings, defaults filled in.
+/// The tenant's risk settings, defaults filled in (also for stored JSON that no longer parses,
+/// which the analysis jobs report as an error).
 pub(crate) async fn settings_of(
     state: &AppState,
     tenant: uuid::Uuid,
 ) -> Result<keel_risk::Settings, ApiError> {
-    Ok(
-        match keel_models::jira::risk_settings(&state.pool, tenant).await? {
-            Some(v) => serde_json::from_value(v).unwrap_or_default(),
-            None => keel_risk::Settings::default(),
-        },
-    )
+    let stored =
+        keel_jobs::kinds::analyze::common::stored_risk_settings(&state.pool, tenant).await?;
+    Ok(stored.unwrap_or_default())
 }
 
 /// `GET /api/tenant/settings`.

@@ -54,16 +54,26 @@ pub fn check_project_key(key: &str) -> bool {
         && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// The tenant's engine settings (stored JSON, else defaults).
+/// The tenant's engine settings as stored (defaults when none are), shared by the jobs and the
+/// API. The outer error is the database's; the inner one says the stored JSON no longer parses.
+pub async fn stored_risk_settings(
+    pool: &keel_models::PgPool,
+    tenant: Uuid,
+) -> sqlx::Result<Result<Settings, String>> {
+    Ok(
+        match keel_models::jira::risk_settings(pool, tenant).await? {
+            None => Ok(Settings::default()),
+            Some(v) => serde_json::from_value(v).map_err(|e| e.to_string()),
+        },
+    )
+}
+
+/// [`stored_risk_settings`] for a job: a database failure retries, invalid settings are fatal.
 pub async fn risk_settings(ctx: &JobContext, tenant: Uuid) -> Result<Settings, JobError> {
-    let stored = keel_models::jira::risk_settings(&ctx.services.pool, tenant)
+    stored_risk_settings(&ctx.services.pool, tenant)
         .await
-        .map_err(|e| JobError::retryable(format!("loading risk settings failed: {e}")))?;
-    match stored {
-        None => Ok(Settings::default()),
-        Some(v) => serde_json::from_value(v)
-            .map_err(|e| JobError::fatal(format!("stored risk settings are invalid: {e}"))),
-    }
+        .map_err(|e| JobError::retryable(format!("loading risk settings failed: {e}")))?
+        .map_err(|e| JobError::fatal(format!("stored risk settings are invalid: {e}")))
 }
 
 fn label(s: &keel_sentiment::Scores) -> Sentiment {
