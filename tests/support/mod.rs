@@ -284,6 +284,11 @@ impl Drop for TestEnv {
         let url = self.keel.settings.database_url.clone();
         let redis_url = self.keel.settings.redis_url.clone();
         let prefix = self.prefix.clone();
+        // On a multi-threaded test runtime the in-process worker's tasks keep running on other
+        // threads until they see the cancellation; a relay pass already under way can re-create
+        // the queue's stream after the first purge. Purge again once they have stopped.
+        let others_running = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         // Async cleanup from a sync Drop: a fresh runtime on its own thread.
         let _ = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
@@ -295,6 +300,11 @@ impl Drop for TestEnv {
                     // is blocked in this drop.
                     if let Ok(lane) = keel_jobs::lane::Lane::connect(&redis_url, &prefix, 1).await {
                         let _ = tokio::time::timeout(Duration::from_secs(5), lane.purge()).await;
+                        if others_running {
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                            let _ =
+                                tokio::time::timeout(Duration::from_secs(5), lane.purge()).await;
+                        }
                     }
                     let _ = keel_models::db::drop_database(&url).await;
                 })
