@@ -172,6 +172,68 @@ pub async fn insert(conn: &mut PgConnection, new: &NewJob) -> sqlx::Result<Inser
     Ok(Inserted::Existing(existing))
 }
 
+/// [`insert`] for many independent submits at once: one statement and one commit for the
+/// batch (the API coalesces concurrent `POST /api/jobs` this way). Answers one [`Inserted`] per
+/// row, in order. An idempotency key seen before (or twice in the batch) answers the job that
+/// holds it. Each row is durable when this returns; one bad row fails the whole statement, so
+/// callers retry rows one by one to give each submit its own answer.
+pub async fn insert_batch(conn: &mut PgConnection, news: &[NewJob]) -> sqlx::Result<Vec<Inserted>> {
+    let ids: Vec<Uuid> = news.iter().map(|n| n.id).collect();
+    let tenants: Vec<Option<Uuid>> = news.iter().map(|n| n.tenant_id).collect();
+    let kinds: Vec<String> = news.iter().map(|n| n.kind.clone()).collect();
+    let queues: Vec<String> = news.iter().map(|n| n.queue.clone()).collect();
+    let args: Vec<Value> = news.iter().map(|n| n.args.clone()).collect();
+    let max_attempts: Vec<i32> = news.iter().map(|n| n.max_attempts).collect();
+    let run_ats: Vec<Option<DateTime<Utc>>> = news.iter().map(|n| n.run_at).collect();
+    let keys: Vec<Option<String>> = news.iter().map(|n| n.idempotency_key.clone()).collect();
+    let dispatched: Vec<bool> = news.iter().map(|n| n.dispatched).collect();
+    let rows = sqlx::query_as!(
+        Job,
+        r#"INSERT INTO jobs (id, tenant_id, kind, queue, args, max_attempts, run_at,
+                             idempotency_key, dispatched_at)
+           SELECT id, tenant_id, kind, queue, args, max_attempts, COALESCE(run_at, now()), key,
+                  CASE WHEN dispatched AND COALESCE(run_at, now()) <= now() THEN now() END
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::int4[],
+                       $7::timestamptz[], $8::text[], $9::bool[])
+                AS t(id, tenant_id, kind, queue, args, max_attempts, run_at, key, dispatched)
+           ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+           RETURNING id, tenant_id, kind, queue, args, status AS "status: JobStatus", attempt,
+                     max_attempts, run_at, dispatched_at, lease_until, progress, result, last_error,
+                     idempotency_key, cancel_requested_at, created_at, started_at, finished_at,
+                     updated_at"#,
+        &ids,
+        &tenants as &[Option<Uuid>],
+        &kinds,
+        &queues,
+        &args,
+        &max_attempts,
+        &run_ats as &[Option<DateTime<Utc>>],
+        &keys as &[Option<String>],
+        &dispatched,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_id: std::collections::HashMap<Uuid, Job> =
+        rows.into_iter().map(|j| (j.id, j)).collect();
+    let mut out = Vec::with_capacity(news.len());
+    for new in news {
+        match by_id.remove(&new.id) {
+            Some(job) => out.push(Inserted::New(job)),
+            None => {
+                let existing = select_job!(
+                    "WHERE tenant_id IS NOT DISTINCT FROM $1 AND idempotency_key = $2",
+                    new.tenant_id,
+                    new.idempotency_key
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                out.push(Inserted::Existing(existing));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Bulk insert of plain jobs (no idempotency keys), e.g. for backfills and the 1M-job test.
 /// Rows are left undispatched: the relay feeds them to Redis within its window.
 pub async fn insert_many(
@@ -253,6 +315,14 @@ pub struct Started {
 /// worker every time still reaches `dead`. Ids missing from the answer were not started: someone
 /// else has them, they are not due, or they are finished — ack and drop them. One statement for
 /// the whole batch a worker read from Redis.
+///
+/// Committed with `synchronous_commit = off` (set for this statement's transaction only): the
+/// start no longer waits for the WAL flush, which under load was most of a delivery's latency
+/// (a handler slot waits on it). This is safe because losing a start loses nothing accepted:
+/// only a Postgres crash can drop it (a worker crash cannot; the change is visible at once), and
+/// then the row is back to `queued` with its dispatch stamp, so the relay delivers it again —
+/// the at-least-once contract handlers already honour. Finishes, which carry results, keep
+/// synchronous commits, and WAL order means a flushed finish implies its start was flushed too.
 pub async fn start_many(
     pool: &PgPool,
     ids: &[Uuid],
@@ -279,6 +349,7 @@ pub async fn start_many(
                                ELSE last_error END,
              dispatched_at = NULL,
              updated_at = now()
+           FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
            WHERE id = ANY($1) AND run_at <= now()
              AND (status IN ('queued', 'failed') OR (status = 'running' AND lease_until < now()))
            RETURNING id, tenant_id, kind, args, status AS "status: JobStatus", attempt, max_attempts"#,
@@ -292,6 +363,9 @@ pub async fn start_many(
 /// Batched heartbeat for every job a worker process runs: extends the leases of the attempts it
 /// still owns and reports, per job, whether a cancel was requested. Jobs missing from the answer
 /// were lost (another worker took them over after the lease expired).
+///
+/// Asynchronous commit, like [`start_many`]: a lease extension lost in a Postgres crash only
+/// means the lease may lapse early, and then the job runs again (at-least-once).
 pub async fn heartbeat_many(
     pool: &PgPool,
     ids: &[Uuid],
@@ -300,6 +374,7 @@ pub async fn heartbeat_many(
 ) -> sqlx::Result<Vec<(Uuid, bool)>> {
     let rows = sqlx::query!(
         r#"UPDATE jobs j SET lease_until = now() + $3, updated_at = now()
+           FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
            WHERE j.id = ANY($1) AND j.status = 'running'
              AND j.attempt = ($2::int4[])[array_position($1::uuid[], j.id)]
            RETURNING j.id, j.cancel_requested_at IS NOT NULL AS "cancel!""#,

@@ -214,7 +214,7 @@ impl Worker {
             // Deliveries read earlier come first; Redis is asked only when none are waiting.
             let waiting = self.take_overflow(permits.len());
             if !waiting.is_empty() {
-                self.start_batch(waiting, &mut permits, tracker).await;
+                self.start_batch(waiting, permits, tracker);
                 continue;
             }
             if conn.is_none() {
@@ -247,7 +247,7 @@ impl Worker {
                         continue;
                     }
                     let deliveries = self.keep(deliveries, permits.len());
-                    self.start_batch(deliveries, &mut permits, tracker).await;
+                    self.start_batch(deliveries, permits, tracker);
                 }
                 Err(e) => {
                     failures += 1;
@@ -267,26 +267,36 @@ impl Worker {
     }
 
     /// Starts at most `permits.len()` deliveries with one statement and runs each on its own
-    /// task holding a slot; slots left unused go back when `permits` is dropped.
-    async fn start_batch(
+    /// task holding a slot; slots left unused go back when their claim is answered.
+    ///
+    /// The claim runs on a task of its own, so the fetch loop reads for the next free slots
+    /// while this one is in flight: a delivery's start round trip no longer holds back every
+    /// other slot (with 8 slots and fast jobs, waiting on it here capped a worker at one claim
+    /// at a time). Claims are tracked like jobs, so shutdown waits for them too.
+    fn start_batch(
         &self,
         deliveries: Vec<Delivery>,
-        permits: &mut Vec<tokio::sync::OwnedSemaphorePermit>,
+        permits: Vec<tokio::sync::OwnedSemaphorePermit>,
         tracker: &TaskTracker,
     ) {
         debug_assert!(deliveries.len() <= permits.len());
-        let (claimed, _) = self.runner.start(deliveries).await;
-        for (c, permit) in claimed.into_iter().zip(permits.drain(..)) {
-            let runner = self.runner.clone();
-            let hard_stop = self.hard_stop.clone();
-            let span = tracing::info_span!("job", job_id = %c.started.id, kind = %c.started.kind, attempt = c.started.attempt);
-            tracker.spawn(
-                async move {
-                    runner.run(c, Some(permit), &hard_stop).await;
-                }
-                .instrument(span),
-            );
-        }
+        let runner = self.runner.clone();
+        let hard_stop = self.hard_stop.clone();
+        let jobs = tracker.clone();
+        tracker.spawn(async move {
+            let (claimed, _) = runner.start(deliveries).await;
+            for (c, permit) in claimed.into_iter().zip(permits) {
+                let runner = runner.clone();
+                let hard_stop = hard_stop.clone();
+                let span = tracing::info_span!("job", job_id = %c.started.id, kind = %c.started.kind, attempt = c.started.attempt);
+                jobs.spawn(
+                    async move {
+                        runner.run(c, Some(permit), &hard_stop).await;
+                    }
+                    .instrument(span),
+                );
+            }
+        });
     }
 
     /// A Redis error never ends the worker: log, wait (growing, capped), try again.
