@@ -114,6 +114,8 @@ impl Keel {
                 self.settings.metering,
                 self.settings.rate_limits,
             )),
+            keys: Default::default(),
+            submitter: keel_jobs::submitter::Submitter::spawn(self.pool.clone(), self.lane.clone()),
         };
         Application::build(self.settings.api_addr, state).await
     }

@@ -134,9 +134,17 @@ where
         if !key.starts_with(keel_models::crypto::API_KEY_PREFIX) {
             return Err(ApiError::Unauthorized);
         }
-        let tenant = keel_models::tenant::authenticate(&state.pool, key)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let hash = keel_models::crypto::hash_api_key(key);
+        let tenant = match state.keys.get(&hash) {
+            Some(tenant) => tenant,
+            None => {
+                let tenant = keel_models::tenant::authenticate(&state.pool, key)
+                    .await?
+                    .ok_or(ApiError::Unauthorized)?;
+                state.keys.remember(hash, tenant);
+                tenant
+            }
+        };
         crate::rate_limit::check(&state, tenant).await?;
         Ok(TenantId(tenant))
     }

@@ -4,12 +4,14 @@
 //!   until a shutdown token fires.
 //! - [`error`]: the one error enum and its HTTP mapping.
 //! - [`extract`]: JSON bodies with precise errors; API-key and admin authentication.
+//! - [`key_cache`]: API key → tenant, trusted for a few seconds per process.
 //! - [`routes`]: tenants and keys, jobs, health/readiness/metrics.
 //! - [`metrics`]: the Prometheus recorder and the HTTP request histogram.
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod extract;
+pub mod key_cache;
 pub mod metering;
 pub mod metrics;
 pub mod rate_limit;

@@ -22,6 +22,10 @@ pub struct AppState {
     pub scheduler: Arc<keel_scheduler::Scheduler>,
     /// Metering and rate-limit switches, and the plan cache of the rate limiter.
     pub limits: Arc<crate::rate_limit::Limits>,
+    /// API keys looked up recently (see [`crate::key_cache`]).
+    pub keys: Arc<crate::key_cache::KeyCache>,
+    /// Batches concurrent standalone submits into one insert and commit.
+    pub submitter: keel_jobs::submitter::Submitter,
 }
 
 /// What the billing routes need: the catalog, and Stripe settings when Stripe is configured.

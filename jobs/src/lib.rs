@@ -7,6 +7,7 @@
 //! - [`backoff`]: exponential backoff with jitter, capped.
 //! - [`lane`]: the Redis fast lane (Streams + a consumer group) that carries job ids.
 //! - [`enqueue`]: turning a submit request into a ledger row, and the post-commit push.
+//! - [`submitter`]: group commit for concurrent standalone submits (the API's `POST /api/jobs`).
 //! - [`net`]: the outbound HTTP client with its SSRF guard.
 //! - [`kinds`]: the built-in kinds (`noop`, `webhook.deliver`, and the internal
 //!   `keel.housekeeping`).
@@ -20,6 +21,7 @@ pub mod kinds;
 pub mod lane;
 pub mod net;
 pub mod registry;
+pub mod submitter;
 
 pub use error::JobError;
 pub use job::{Job, JobContext, Services};

@@ -86,19 +86,18 @@ pub(crate) async fn accept(
             crate::metering::reserve(state, &mut tx, tenant, &new, job.created_at).await?;
         }
         tx.commit().await?;
+        if let Inserted::New(job) = &inserted {
+            enqueue::dispatch_after_commit(&state.lane, &state.pool, job).await;
+        }
         inserted
     } else {
-        // Nothing to commit with: the insert runs on its own, one statement, one round trip,
-        // durable when it returns. (Producers with business data call `ledger::insert` inside
-        // their own transaction.)
-        let mut conn = state.pool.acquire().await?;
-        let inserted = ledger::insert(&mut conn, &new).await?;
-        drop(conn);
-        inserted
+        // Nothing to commit with: the insert joins concurrent submits in one statement and one
+        // commit (group commit), durable and pushed when it returns. (Producers with business
+        // data call `ledger::insert` inside their own transaction.)
+        state.submitter.submit(new.clone()).await?
     };
     match inserted {
         Inserted::New(job) => {
-            enqueue::dispatch_after_commit(&state.lane, &state.pool, &job).await;
             tracing::info!(job_id = %job.id, kind = %job.kind, "job accepted");
             Ok((StatusCode::ACCEPTED, Json(view(&job))))
         }

@@ -106,6 +106,7 @@ pub async fn revoke_key(
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id, "key")?;
     if keel_models::tenant::revoke_key(&state.pool, tenant, id).await? {
+        state.keys.forget_tenant(tenant);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("key"))

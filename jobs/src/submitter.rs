@@ -1,0 +1,108 @@
+//! Group commit for standalone submits: concurrent `POST /api/jobs` requests that carry no
+//! business rows of their own are inserted together, one `INSERT … SELECT FROM UNNEST` and one
+//! commit per batch, then each id is pushed to Redis as [`enqueue::dispatch_after_commit`]
+//! does. Each caller still gets its own answer only after its row committed, so a 202 keeps
+//! meaning "durable".
+//!
+//! Batches form by themselves: whatever arrived while earlier batches were committing goes into
+//! the next one, and at most [`IN_FLIGHT`] batches commit at once. An idle API sends a batch of
+//! one at once (no timer, no added latency). If a batch fails, its rows are retried one by one
+//! so a bad row fails only its own request.
+
+use std::sync::Arc;
+
+use keel_models::job::{self, Inserted, NewJob};
+use keel_models::PgPool;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::enqueue;
+use crate::lane::Lane;
+
+/// Largest batch.
+const MAX_BATCH: usize = 256;
+/// Batches committing at once (each holds one pooled connection).
+const IN_FLIGHT: usize = 4;
+
+type Reply = oneshot::Sender<sqlx::Result<Inserted>>;
+
+/// Handle to the batching task; cheap to clone.
+#[derive(Clone)]
+pub struct Submitter {
+    tx: mpsc::Sender<(NewJob, Reply)>,
+}
+
+impl Submitter {
+    /// Spawns the batching task on the current Tokio runtime.
+    pub fn spawn(pool: PgPool, lane: Lane) -> Self {
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(rx, pool, lane));
+        Self { tx }
+    }
+
+    /// Inserts the job (durable when this returns) and pushes it to Redis if it is new and due.
+    pub async fn submit(&self, new: NewJob) -> sqlx::Result<Inserted> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send((new, reply)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> sqlx::Error {
+    sqlx::Error::Protocol("the submit batcher stopped".into())
+}
+
+async fn run(mut rx: mpsc::Receiver<(NewJob, Reply)>, pool: PgPool, lane: Lane) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        // Wait for a commit slot before collecting, so the batch takes in everything that
+        // arrived while the others were committing.
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let (pool, lane) = (pool.clone(), lane.clone());
+        tokio::spawn(async move {
+            commit(&pool, &lane, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn commit(pool: &PgPool, lane: &Lane, batch: Vec<(NewJob, Reply)>) {
+    let (news, replies): (Vec<NewJob>, Vec<Reply>) = batch.into_iter().unzip();
+    let results = match insert(pool, &news).await {
+        Ok(all) => all.into_iter().map(Ok).collect(),
+        Err(e) if news.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::debug!(error = %e, rows = news.len(), "batched insert failed; inserting one by one");
+            let mut each = Vec::with_capacity(news.len());
+            for new in &news {
+                each.push(
+                    insert(pool, std::slice::from_ref(new))
+                        .await
+                        .map(|mut v| v.pop().expect("one answer per row")),
+                );
+            }
+            each
+        }
+    };
+    let pushes = results.iter().filter_map(|r| match r {
+        Ok(Inserted::New(job)) => Some(enqueue::dispatch_after_commit(lane, pool, job)),
+        _ => None,
+    });
+    futures::future::join_all(pushes).await;
+    for (reply, result) in replies.into_iter().zip(results) {
+        let _ = reply.send(result);
+    }
+}
+
+async fn insert(pool: &PgPool, news: &[NewJob]) -> sqlx::Result<Vec<Inserted>> {
+    let mut conn = pool.acquire().await?;
+    job::insert_batch(&mut conn, news).await
+}
