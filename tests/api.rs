@@ -707,6 +707,47 @@ async fn the_same_idempotency_key_and_body_returns_the_same_job() {
     assert_eq!(env.count_jobs().await, 1);
 }
 
+/// Concurrent submits share one insert and commit (group commit): each still gets its own
+/// job, and submits racing with the same idempotency key — in one batch or across batches —
+/// all answer the one job that holds the key.
+#[tokio::test]
+async fn concurrent_submits_each_get_their_job_and_shared_keys_one_job() {
+    let env = TestEnv::new().await;
+    let (_, key, _) = env.tenant("acme").await;
+    let submits = (0..60u64).map(|n| {
+        let body = if n % 3 == 0 {
+            json!({ "kind": "noop", "args": { "n": 0 }, "idempotency_key": "same" })
+        } else {
+            json!({ "kind": "noop", "args": { "n": n } })
+        };
+        env.submit(&key, body)
+    });
+    let answers = futures::future::join_all(submits).await;
+    let mut keyed = std::collections::HashSet::new();
+    let mut plain = std::collections::HashSet::new();
+    let mut created = 0;
+    for (n, (status, body)) in answers.iter().enumerate() {
+        assert!(*status == 202 || *status == 200, "{status} {body}");
+        if *status == 202 {
+            created += 1;
+        }
+        if n % 3 == 0 {
+            keyed.insert(body["id"].as_str().unwrap().to_string());
+        } else {
+            assert_eq!(*status, 202, "{body}");
+            assert_eq!(
+                body["args"]["n"], n as u64,
+                "each submit gets its own row: {body}"
+            );
+            plain.insert(body["id"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(keyed.len(), 1, "one job for the shared key: {keyed:?}");
+    assert_eq!(plain.len(), 40);
+    assert_eq!(created, 41, "exactly one 202 for the shared key");
+    assert_eq!(env.count_jobs().await, 41);
+}
+
 #[tokio::test]
 async fn the_same_idempotency_key_with_different_args_is_409() {
     let env = TestEnv::new().await;
@@ -1330,4 +1371,38 @@ async fn a_dead_job_can_be_retried_through_the_api_and_then_succeeds() {
     let (status, body) = cancel(&env, &key, id).await;
     assert_error(status, &body, 409, "not_cancellable");
     assert_eq!(receiver.received_requests().await.unwrap().len(), 2);
+}
+
+/// A row that Postgres refuses fails only its own submit: the batch it travelled in is retried
+/// row by row, and the other rows are inserted and answered as usual.
+#[tokio::test]
+async fn a_bad_row_in_a_submit_batch_fails_alone() {
+    let env = TestEnv::new().await;
+    let (tenant, _, _) = env.tenant("acme").await;
+    let submitter =
+        keel_jobs::submitter::Submitter::spawn(env.keel.pool.clone(), env.keel.lane.clone());
+    let new = |tenant_id: Uuid, n: u64| keel_models::job::NewJob {
+        id: Uuid::now_v7(),
+        tenant_id: Some(tenant_id),
+        kind: "noop".into(),
+        queue: "default".into(),
+        args: json!({ "n": n }),
+        max_attempts: 3,
+        run_at: None,
+        idempotency_key: None,
+        dispatched: true,
+    };
+    // A tenant that does not exist violates the foreign key.
+    let mut rows: Vec<_> = (0..20).map(|n| new(tenant, n)).collect();
+    rows[7] = new(Uuid::new_v4(), 7);
+    let answers = futures::future::join_all(rows.into_iter().map(|r| submitter.submit(r))).await;
+    for (n, answer) in answers.iter().enumerate() {
+        match (n, answer) {
+            (7, Err(e)) => assert!(e.to_string().contains("foreign key"), "{e}"),
+            (7, Ok(_)) => panic!("the row of a missing tenant was inserted"),
+            (_, Ok(keel_models::job::Inserted::New(job))) => assert_eq!(job.args["n"], n as u64),
+            (_, other) => panic!("row {n}: {:?}", other.as_ref().err()),
+        }
+    }
+    assert_eq!(env.count_jobs().await, 19);
 }
