@@ -1,19 +1,56 @@
 //! `config.json` of a Hugging Face `BertForSequenceClassification`: the encoder
-//! shape for candle plus the label order, mapped **by name** onto Keel's fixed
+//! shape plus the label order, mapped **by name** onto Keel's fixed
 //! `negative, neutral, positive` (ProsusAI/finbert says `positive, negative,
 //! neutral`; yiyanghkust/finbert-tone says `Neutral, Positive, Negative`).
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use candle_transformers::models::bert::Config as BertConfig;
 use keel_sentiment::Label;
+use serde::Deserialize;
 use serde_json::Value;
+
+use crate::activation::Activation;
+
+/// The encoder fields of `config.json` that inference needs.
+#[derive(Clone, Debug, Deserialize)]
+pub struct BertConfig {
+    /// Rows of the word embedding table.
+    pub vocab_size: usize,
+    /// Width of every token vector.
+    pub hidden_size: usize,
+    /// Number of transformer layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer (`hidden_size` is a multiple of it).
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Feed-forward activation name (`gelu`, `gelu_new`, `relu`...).
+    pub hidden_act: String,
+    /// Rows of the position embedding table (longest sequence).
+    pub max_position_embeddings: usize,
+    /// Rows of the token type embedding table.
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: f64,
+}
+
+impl BertConfig {
+    /// The feed-forward activation `hidden_act` names.
+    pub fn activation(&self) -> Result<Activation> {
+        Ok(match self.hidden_act.as_str() {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_approximate" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            other => bail!("hidden_act {other:?} is not supported (gelu, gelu_new, relu)"),
+        })
+    }
+}
 
 /// What Keel needs from `config.json`.
 #[derive(Clone, Debug)]
 pub struct ClassifierConfig {
-    /// The encoder shape, as candle's BERT wants it.
+    /// The encoder shape.
     pub bert: BertConfig,
     /// `model_index[k]` = the model's output index for Keel class `k`
     /// (`Label::index()` order).
@@ -31,9 +68,8 @@ impl ClassifierConfig {
         Self::from_json(&text).with_context(|| format!("in {}", path.display()))
     }
 
-    /// Parses `config.json` text. Keys candle requires but older configs omit
-    /// (dropout, initializer range...) are filled with BERT's defaults; they do
-    /// not affect inference.
+    /// Parses `config.json` text. Keys older configs omit are filled with
+    /// BERT's defaults.
     pub fn from_json(text: &str) -> Result<Self> {
         let mut v: Value = serde_json::from_str(text).context("config.json is not JSON")?;
         let obj = v.as_object_mut().context("config.json is not an object")?;
@@ -42,11 +78,14 @@ impl ClassifierConfig {
                 bail!("model_type is {t:?}; only \"bert\" models are supported");
             }
         }
+        if let Some(t) = obj.get("position_embedding_type").and_then(Value::as_str) {
+            if t != "absolute" {
+                bail!("position_embedding_type {t:?} is not supported (only \"absolute\")");
+            }
+        }
         let defaults = serde_json::json!({
-            "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "initializer_range": 0.02,
-            "layer_norm_eps": 1e-12, "pad_token_id": 0, "type_vocab_size": 2,
-            "max_position_embeddings": 512, "classifier_dropout": null,
-            "position_embedding_type": "absolute"
+            "hidden_act": "gelu", "layer_norm_eps": 1e-12, "type_vocab_size": 2,
+            "max_position_embeddings": 512
         });
         for (k, d) in defaults.as_object().expect("literal object") {
             if obj.get(k).is_none_or(Value::is_null) && !d.is_null() {
@@ -56,6 +95,7 @@ impl ClassifierConfig {
         let labels = labels_in_order(obj.get("id2label"))?;
         let bert: BertConfig =
             serde_json::from_value(v).context("config.json lacks BERT encoder fields")?;
+        bert.activation()?;
         if bert.num_attention_heads == 0
             || !bert.hidden_size.is_multiple_of(bert.num_attention_heads)
         {

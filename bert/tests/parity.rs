@@ -62,7 +62,7 @@ fn assert_close(got: &[Vec<f32>], want: &[Vec<f32>], tol: f32) {
         .zip(want.iter().flatten())
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
-    eprintln!("largest |candle - torch| logit difference: {worst:e}");
+    eprintln!("largest |keel - torch| logit difference: {worst:e}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert_eq!(g.len(), w.len());
         for (j, (a, b)) in g.iter().zip(w).enumerate() {

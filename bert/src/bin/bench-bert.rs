@@ -14,7 +14,7 @@
 //! The first run writes the model (`config.json`, `model.safetensors`,
 //! `vocab.txt`) and `sentences.txt` into `--model-dir`, so
 //! `scripts/bench_torch.py` can measure PyTorch on the same weights and sentences.
-//! Threads: candle follows `RAYON_NUM_THREADS` (default: all cores).
+//! Threads: the encoder (rayon pool and gemm) follows `RAYON_NUM_THREADS` (default: all cores).
 
 #![forbid(unsafe_code)]
 
