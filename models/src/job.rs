@@ -350,8 +350,13 @@ pub async fn start_many(
              dispatched_at = NULL,
              updated_at = now()
            FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+           -- Status compared as text on purpose: it keeps the partial indexes (jobs_waiting,
+           -- jobs_leased) out of this plan. Without statistics (a table filled faster than
+           -- autovacuum analyzes it) the planner ANDed the primary key with a full scan of
+           -- jobs_waiting, a cost that grows with the backlog on every start.
            WHERE id = ANY($1) AND run_at <= now()
-             AND (status IN ('queued', 'failed') OR (status = 'running' AND lease_until < now()))
+             AND (status::text IN ('queued', 'failed')
+                  OR (status::text = 'running' AND lease_until < now()))
            RETURNING id, tenant_id, kind, args, status AS "status: JobStatus", attempt, max_attempts"#,
         ids,
         interval(lease)
@@ -375,7 +380,8 @@ pub async fn heartbeat_many(
     let rows = sqlx::query!(
         r#"UPDATE jobs j SET lease_until = now() + $3, updated_at = now()
            FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
-           WHERE j.id = ANY($1) AND j.status = 'running'
+           -- As text: the primary key, never a scan of the partial index jobs_leased.
+           WHERE j.id = ANY($1) AND j.status::text = 'running'
              AND j.attempt = ($2::int4[])[array_position($1::uuid[], j.id)]
            RETURNING j.id, j.cancel_requested_at IS NOT NULL AS "cancel!""#,
         ids,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use keel_jobs::lane::{Delivery, Lane};
 use keel_jobs::{Registry, Services};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -16,6 +16,9 @@ use crate::config::WorkerConfig;
 use crate::relay::Relay;
 use crate::runner::{Outcome, Runner};
 use crate::supervisor::Supervisor;
+
+/// Deliveries read for free slots, with those slots' permits.
+type Claim = (Vec<Delivery>, Vec<OwnedSemaphorePermit>);
 
 pub struct Worker {
     runner: Arc<Runner>,
@@ -47,7 +50,9 @@ impl Worker {
         // Priority lanes first: XREADGROUP answers streams in the order asked and the fetch
         // loop starts the first entries, so a priority tenant's job overtakes the backlog.
         let queues = keel_jobs::lane::with_priority_lanes(&queues);
-        let supervisor = Supervisor::new(services.pool.clone(), config.lease);
+        // One claim, one success batch and one heartbeat at a time, plus a spare.
+        let batches = keel_models::db::generic_plan_pool(&services.pool, 4);
+        let supervisor = Supervisor::new(batches.clone(), config.lease);
         let relay = Relay::new(
             services.pool.clone(),
             lane.clone(),
@@ -58,7 +63,8 @@ impl Worker {
         );
         Self {
             runner: Arc::new(Runner {
-                completions: Completions::spawn(services.pool.clone(), lane.clone()),
+                completions: Completions::spawn(batches.clone(), lane.clone()),
+                batches,
                 registry,
                 services,
                 supervisor,
@@ -190,6 +196,7 @@ impl Worker {
 
     async fn fetch_loop(&self, shutdown: &CancellationToken, tracker: &TaskTracker) {
         let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let claims = self.spawn_claimer(tracker);
         let mut conn = None;
         let mut failures: u32 = 0;
         if let Err(e) = self.relay.ensure_groups().await {
@@ -214,7 +221,7 @@ impl Worker {
             // Deliveries read earlier come first; Redis is asked only when none are waiting.
             let waiting = self.take_overflow(permits.len());
             if !waiting.is_empty() {
-                self.start_batch(waiting, permits, tracker);
+                let _ = claims.send((waiting, permits));
                 continue;
             }
             if conn.is_none() {
@@ -247,7 +254,7 @@ impl Worker {
                         continue;
                     }
                     let deliveries = self.keep(deliveries, permits.len());
-                    self.start_batch(deliveries, permits, tracker);
+                    let _ = claims.send((deliveries, permits));
                 }
                 Err(e) => {
                     failures += 1;
@@ -266,37 +273,42 @@ impl Worker {
         }
     }
 
-    /// Starts at most `permits.len()` deliveries with one statement and runs each on its own
-    /// task holding a slot; slots left unused go back when their claim is answered.
+    /// The claimer: deliveries the fetch loop read, with the slots they will run in, are
+    /// started by one guarded statement per batch, and each started job runs on its own task
+    /// holding a slot (slots left unused go back when the claim is answered).
     ///
-    /// The claim runs on a task of its own, so the fetch loop reads for the next free slots
-    /// while this one is in flight: a delivery's start round trip no longer holds back every
-    /// other slot (with 8 slots and fast jobs, waiting on it here capped a worker at one claim
-    /// at a time). Claims are tracked like jobs, so shutdown waits for them too.
-    fn start_batch(
-        &self,
-        deliveries: Vec<Delivery>,
-        permits: Vec<tokio::sync::OwnedSemaphorePermit>,
-        tracker: &TaskTracker,
-    ) {
-        debug_assert!(deliveries.len() <= permits.len());
+    /// Claims run beside the fetch loop, so it reads for the next free slots while a claim is
+    /// in flight, and everything read meanwhile joins the next claim: with few slots and fast
+    /// jobs, a start round trip no longer holds back every other slot, and Postgres still sees
+    /// few, larger statements. The pending queue is bounded by the slots its entries hold. The
+    /// claimer is tracked like the jobs, and stops once the fetch loop has dropped its sender.
+    fn spawn_claimer(&self, tracker: &TaskTracker) -> mpsc::UnboundedSender<Claim> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Claim>();
         let runner = self.runner.clone();
         let hard_stop = self.hard_stop.clone();
         let jobs = tracker.clone();
         tracker.spawn(async move {
-            let (claimed, _) = runner.start(deliveries).await;
-            for (c, permit) in claimed.into_iter().zip(permits) {
-                let runner = runner.clone();
-                let hard_stop = hard_stop.clone();
-                let span = tracing::info_span!("job", job_id = %c.started.id, kind = %c.started.kind, attempt = c.started.attempt);
-                jobs.spawn(
-                    async move {
-                        runner.run(c, Some(permit), &hard_stop).await;
-                    }
-                    .instrument(span),
-                );
+            while let Some((mut deliveries, mut permits)) = rx.recv().await {
+                while let Ok((d, p)) = rx.try_recv() {
+                    deliveries.extend(d);
+                    permits.extend(p);
+                }
+                debug_assert!(deliveries.len() <= permits.len());
+                let (claimed, _) = runner.start(deliveries).await;
+                for (c, permit) in claimed.into_iter().zip(permits) {
+                    let runner = runner.clone();
+                    let hard_stop = hard_stop.clone();
+                    let span = tracing::info_span!("job", job_id = %c.started.id, kind = %c.started.kind, attempt = c.started.attempt);
+                    jobs.spawn(
+                        async move {
+                            runner.run(c, Some(permit), &hard_stop).await;
+                        }
+                        .instrument(span),
+                    );
+                }
             }
         });
+        tx
     }
 
     /// A Redis error never ends the worker: log, wait (growing, capped), try again.

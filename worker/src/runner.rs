@@ -56,6 +56,8 @@ pub struct Runner {
     pub config: WorkerConfig,
     pub lane: Lane,
     pub completions: Completions,
+    /// Connections for the batch statements (see [`keel_models::db::generic_plan_pool`]).
+    pub batches: keel_models::PgPool,
 }
 
 /// A delivery this worker won the start of.
@@ -70,8 +72,7 @@ impl Runner {
     /// whose start ended them (attempts exhausted by lost workers, cancel requested) too.
     pub async fn start(&self, deliveries: Vec<Delivery>) -> (Vec<Claimed>, Vec<Outcome>) {
         let ids: Vec<Uuid> = deliveries.iter().filter_map(|d| d.job_id).collect();
-        let mut started = match job::start_many(&self.services.pool, &ids, self.config.lease).await
-        {
+        let mut started = match job::start_many(&self.batches, &ids, self.config.lease).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "start failed; the relay will dispatch these jobs again");
