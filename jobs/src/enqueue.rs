@@ -128,6 +128,41 @@ pub async fn dispatch_after_commit(lane: &Lane, pool: &PgPool, job: &JobRow) {
     }
 }
 
+/// [`dispatch_after_commit`] for many rows committed together: one push per queue, and one
+/// statement clearing `dispatched_at` of whatever was not pushed (Redis down, slow, or the
+/// window full), so the relay takes those rows.
+pub async fn dispatch_many_after_commit(lane: &Lane, pool: &PgPool, jobs: &[&JobRow]) {
+    let mut by_queue: std::collections::BTreeMap<&str, Vec<Uuid>> = Default::default();
+    for job in jobs.iter().filter(|j| j.dispatched_at.is_some()) {
+        by_queue.entry(&job.queue).or_default().push(job.id);
+    }
+    let mut left = Vec::new();
+    for (queue, ids) in by_queue {
+        let pushed = tokio::time::timeout(PUSH_TIMEOUT, lane.push_many_if_room(queue, &ids)).await;
+        let n = match pushed {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                tracing::warn!(queue, jobs = ids.len(), error = %e, "push to Redis failed; the relay will dispatch the jobs");
+                0
+            }
+            Err(_) => {
+                tracing::warn!(
+                    queue,
+                    jobs = ids.len(),
+                    "push to Redis timed out; the relay will dispatch the jobs"
+                );
+                0
+            }
+        };
+        left.extend_from_slice(&ids[n.min(ids.len())..]);
+    }
+    if !left.is_empty() {
+        if let Err(e) = keel_models::job::set_dispatched(pool, &left, false).await {
+            tracing::warn!(jobs = left.len(), error = %e, "could not clear dispatched_at");
+        }
+    }
+}
+
 /// Like [`dispatch_after_commit`] for a row whose `dispatched_at` is still NULL (e.g. a retried
 /// job): push it, and on success stamp `dispatched_at` so the relay does not push it again.
 pub async fn dispatch_after_commit_marking(lane: &Lane, pool: &PgPool, job: &JobRow) {

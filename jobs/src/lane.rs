@@ -17,12 +17,17 @@ use uuid::Uuid;
 pub const GROUP: &str = "keel";
 
 /// Pushes only while the stream is under its window; returns 1 when pushed, 0 when full.
+/// Pushes ids (ARGV[2..]) in order while the stream holds fewer than ARGV[1] entries; answers
+/// how many it pushed (the first n).
 const PUSH_IF_ROOM: &str = r#"
-if redis.call('XLEN', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('XADD', KEYS[1], '*', 'id', ARGV[2])
-  return 1
+local room = tonumber(ARGV[1]) - redis.call('XLEN', KEYS[1])
+local n = 0
+for i = 2, #ARGV do
+  if n >= room then break end
+  redis.call('XADD', KEYS[1], '*', 'id', ARGV[i])
+  n = n + 1
 end
-return 0
+return n
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +176,22 @@ impl Lane {
             .invoke_async(&mut conn)
             .await?;
         Ok(pushed == 1)
+    }
+
+    /// [`Lane::push_if_room`] for several ids of one queue in one round trip: pushes them in
+    /// order while the window has room and answers how many (the first n) it pushed.
+    pub async fn push_many_if_room(&self, queue: &str, ids: &[Uuid]) -> Result<usize, RedisError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn.clone();
+        let mut call = self.push_script.key(self.stream_key(queue));
+        call.arg(self.window);
+        for id in ids {
+            call.arg(id.to_string());
+        }
+        let pushed: i64 = call.invoke_async(&mut conn).await?;
+        Ok(pushed.max(0) as usize)
     }
 
     /// Relay push of ids it already made room for (pipelined, one round trip).

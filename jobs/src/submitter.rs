@@ -1,7 +1,7 @@
 //! Group commit for standalone submits: concurrent `POST /api/jobs` requests that carry no
 //! business rows of their own are inserted together, one `INSERT … SELECT FROM UNNEST` and one
-//! commit per batch, then each id is pushed to Redis as [`enqueue::dispatch_after_commit`]
-//! does. Each caller still gets its own answer only after its row committed, so a 202 keeps
+//! commit per batch, then the new ids are pushed to Redis in one round trip per queue
+//! ([`enqueue::dispatch_many_after_commit`]). Each caller still gets its own answer only after its row committed, so a 202 keeps
 //! meaning "durable".
 //!
 //! Batches form by themselves: whatever arrived while earlier batches were committing goes into
@@ -32,8 +32,10 @@ pub struct Submitter {
 }
 
 impl Submitter {
-    /// Spawns the batching task on the current Tokio runtime.
+    /// Spawns the batching task on the current Tokio runtime. It inserts through connections
+    /// of its own that plan the batch statement once ([`keel_models::db::generic_plan_pool`]).
     pub fn spawn(pool: PgPool, lane: Lane) -> Self {
+        let pool = keel_models::db::generic_plan_pool(&pool, IN_FLIGHT as u32);
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(run(rx, pool, lane));
         Self { tx }
@@ -92,11 +94,14 @@ async fn commit(pool: &PgPool, lane: &Lane, batch: Vec<(NewJob, Reply)>) {
             each
         }
     };
-    let pushes = results.iter().filter_map(|r| match r {
-        Ok(Inserted::New(job)) => Some(enqueue::dispatch_after_commit(lane, pool, job)),
-        _ => None,
-    });
-    futures::future::join_all(pushes).await;
+    let new_jobs: Vec<_> = results
+        .iter()
+        .filter_map(|r| match r {
+            Ok(Inserted::New(job)) => Some(job),
+            _ => None,
+        })
+        .collect();
+    enqueue::dispatch_many_after_commit(lane, pool, &new_jobs).await;
     for (reply, result) in replies.into_iter().zip(results) {
         let _ = reply.send(result);
     }
