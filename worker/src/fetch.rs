@@ -17,6 +17,10 @@ use crate::relay::Relay;
 use crate::runner::{Outcome, Runner};
 use crate::supervisor::Supervisor;
 
+/// Claims running at once: one keeps Postgres's statements few and large, a second overlaps
+/// one claim's round trip with the next (Postgres has a core for each).
+const CLAIMS_IN_FLIGHT: usize = 2;
+
 /// Deliveries read for free slots, with those slots' permits.
 type Claim = (Vec<Delivery>, Vec<OwnedSemaphorePermit>);
 
@@ -50,7 +54,7 @@ impl Worker {
         // Priority lanes first: XREADGROUP answers streams in the order asked and the fetch
         // loop starts the first entries, so a priority tenant's job overtakes the backlog.
         let queues = keel_jobs::lane::with_priority_lanes(&queues);
-        // One claim, one success batch and one heartbeat at a time, plus a spare.
+        // Two claims, one success batch and one heartbeat at a time.
         let batches = keel_models::db::generic_plan_pool(&services.pool, 4);
         let supervisor = Supervisor::new(batches.clone(), config.lease);
         let relay = Relay::new(
@@ -278,7 +282,8 @@ impl Worker {
     /// holding a slot (slots left unused go back when the claim is answered).
     ///
     /// Claims run beside the fetch loop, so it reads for the next free slots while a claim is
-    /// in flight, and everything read meanwhile joins the next claim: with few slots and fast
+    /// in flight, and everything read meanwhile joins the next claim (at most
+    /// [`CLAIMS_IN_FLIGHT`] run at once): with few slots and fast
     /// jobs, a start round trip no longer holds back every other slot, and Postgres still sees
     /// few, larger statements. The pending queue is bounded by the slots its entries hold. The
     /// claimer is tracked like the jobs, and stops once the fetch loop has dropped its sender.
@@ -288,24 +293,33 @@ impl Worker {
         let hard_stop = self.hard_stop.clone();
         let jobs = tracker.clone();
         tracker.spawn(async move {
+            let in_flight = Arc::new(Semaphore::new(CLAIMS_IN_FLIGHT));
             while let Some((mut deliveries, mut permits)) = rx.recv().await {
+                // Wait for a claim slot first, so this claim takes in what came meanwhile.
+                let Ok(claiming) = in_flight.clone().acquire_owned().await else {
+                    return;
+                };
                 while let Ok((d, p)) = rx.try_recv() {
                     deliveries.extend(d);
                     permits.extend(p);
                 }
                 debug_assert!(deliveries.len() <= permits.len());
-                let (claimed, _) = runner.start(deliveries).await;
-                for (c, permit) in claimed.into_iter().zip(permits) {
-                    let runner = runner.clone();
-                    let hard_stop = hard_stop.clone();
-                    let span = tracing::info_span!("job", job_id = %c.started.id, kind = %c.started.kind, attempt = c.started.attempt);
-                    jobs.spawn(
-                        async move {
-                            runner.run(c, Some(permit), &hard_stop).await;
-                        }
-                        .instrument(span),
-                    );
-                }
+                let (runner, hard_stop, job_tasks) = (runner.clone(), hard_stop.clone(), jobs.clone());
+                jobs.spawn(async move {
+                    let (claimed, _) = runner.start(deliveries).await;
+                    drop(claiming);
+                    for (c, permit) in claimed.into_iter().zip(permits) {
+                        let runner = runner.clone();
+                        let hard_stop = hard_stop.clone();
+                        let span = tracing::info_span!("job", job_id = %c.started.id, kind = %c.started.kind, attempt = c.started.attempt);
+                        job_tasks.spawn(
+                            async move {
+                                runner.run(c, Some(permit), &hard_stop).await;
+                            }
+                            .instrument(span),
+                        );
+                    }
+                });
             }
         });
         tx
