@@ -79,25 +79,6 @@ pub async fn periods_to_close(
         .collect())
 }
 
-/// The period, locked until the transaction ends (closing it twice serialises here).
-pub async fn lock_period(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-    period_start: DateTime<Utc>,
-) -> sqlx::Result<Option<Period>> {
-    sqlx::query_as!(
-        Period,
-        "SELECT tenant_id, period_start, period_end, plan_id, included_units, used_included,
-                reserved_included, used_credits, reserved_credits, used_overage, reserved_overage,
-                closed_at
-         FROM usage_periods WHERE tenant_id = $1 AND period_start = $2 FOR UPDATE",
-        tenant_id,
-        period_start
-    )
-    .fetch_optional(conn)
-    .await
-}
-
 /// Jobs used per kind in a period, as `{kind: used}`.
 pub async fn period_kinds(
     conn: &mut PgConnection,

@@ -78,6 +78,18 @@ pub async fn lock_period(
     )
     .execute(&mut *conn)
     .await?;
+    lock_existing_period(conn, tenant_id, start)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
+}
+
+/// The tenant's period starting at `start` if it exists, locked until the transaction ends
+/// (closing a period twice serialises here, as do submits reserving in it).
+pub async fn lock_existing_period(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    start: DateTime<Utc>,
+) -> sqlx::Result<Option<Period>> {
     sqlx::query_as!(
         Period,
         "SELECT tenant_id, period_start, period_end, plan_id, included_units, used_included,
@@ -87,7 +99,7 @@ pub async fn lock_period(
         tenant_id,
         start
     )
-    .fetch_one(conn)
+    .fetch_optional(conn)
     .await
 }
 

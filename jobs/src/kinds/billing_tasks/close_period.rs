@@ -37,9 +37,10 @@ impl Job for ClosePeriod {
         use keel_models::billing_tasks as bt;
         let catalog = keel_billing::catalog::global();
         let mut tx = ctx.services.pool.begin().await.map_err(db)?;
-        let Some(p) = bt::lock_period(&mut tx, self.tenant_id, self.period_start)
-            .await
-            .map_err(db)?
+        let Some(p) =
+            keel_models::metering::lock_existing_period(&mut tx, self.tenant_id, self.period_start)
+                .await
+                .map_err(db)?
         else {
             return Err(JobError::fatal(format!(
                 "tenant {} has no usage period starting {}",
