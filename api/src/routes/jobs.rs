@@ -78,6 +78,11 @@ pub(crate) async fn accept(
             .catalog
             .units_for(&new.kind, &new.args)
             .is_some();
+    // Only a submit with an idempotency key can meet an existing job, to be compared below.
+    let asked = new
+        .idempotency_key
+        .as_ref()
+        .map(|_| (new.kind.clone(), new.args.clone()));
     let inserted = if metered {
         // The job and the reservation of its units commit together or not at all.
         let mut tx = state.pool.begin().await?;
@@ -94,7 +99,7 @@ pub(crate) async fn accept(
         // Nothing to commit with: the insert joins concurrent submits in one statement and one
         // commit (group commit), durable and pushed when it returns. (Producers with business
         // data call `ledger::insert` inside their own transaction.)
-        state.submitter.submit(new.clone()).await?
+        state.submitter.submit(new).await?
     };
     match inserted {
         Inserted::New(job) => {
@@ -102,7 +107,7 @@ pub(crate) async fn accept(
             Ok((StatusCode::ACCEPTED, Json(view(&job))))
         }
         Inserted::Existing(job) => {
-            if job.kind != new.kind || job.args != new.args {
+            if asked.is_none_or(|(kind, args)| job.kind != kind || job.args != args) {
                 return Err(ApiError::Conflict {
                     code: "idempotency_key_reused",
                     message:
