@@ -32,6 +32,9 @@ pub enum Command {
         /// Jobs in flight at most.
         #[arg(long)]
         concurrency: Option<usize>,
+        /// Jobs started ahead of a free slot (default: 4 × --concurrency; 0: none).
+        #[arg(long)]
+        prefetch: Option<usize>,
     },
     /// The scheduler (run as many replicas as you like: each tick enqueues one job), or, with
     /// a subcommand, inspect or trigger its tasks.
@@ -179,6 +182,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Worker {
             queues,
             concurrency,
+            prefetch,
         } => {
             settings.warn_dev_defaults();
             let keel = Keel::connect(settings, false).await?;
@@ -192,6 +196,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                     "--concurrency must be 1 to 10000"
                 );
                 config.concurrency = c;
+            }
+            if let Some(p) = prefetch {
+                anyhow::ensure!(p <= 10_000, "--prefetch must be 0 to 10000");
+                config.prefetch = Some(p);
             }
             let shutdown = shutdown_on_signals();
             if let Some(addr) = keel.settings.worker_metrics_addr {

@@ -51,6 +51,9 @@ pub struct Settings {
     pub plans_file: Option<String>,
     pub log_format: String,
     pub worker_concurrency: usize,
+    /// Jobs a worker starts ahead of a free slot (`KEEL_WORKER_PREFETCH`, default: four per slot
+    /// of its concurrency; 0 turns it off). See `keel_worker::prefetch`.
+    pub worker_prefetch: Option<usize>,
     pub worker_queues: Vec<String>,
     pub worker_lease_ms: u64,
     pub worker_heartbeat_ms: u64,
@@ -115,6 +118,7 @@ impl Default for Settings {
             plans_file: None,
             log_format: "text".into(),
             worker_concurrency: w.concurrency,
+            worker_prefetch: w.prefetch,
             worker_queues: Vec::new(),
             worker_lease_ms: w.lease.as_millis() as u64,
             worker_heartbeat_ms: w.heartbeat.as_millis() as u64,
@@ -183,6 +187,9 @@ impl Settings {
         }
         if self.worker_concurrency == 0 || self.worker_concurrency > 10_000 {
             anyhow::bail!("KEEL_WORKER_CONCURRENCY must be between 1 and 10000");
+        }
+        if self.worker_prefetch.is_some_and(|p| p > 10_000) {
+            anyhow::bail!("KEEL_WORKER_PREFETCH must be between 0 and 10000");
         }
         if self.redis_window == 0 {
             anyhow::bail!("KEEL_REDIS_WINDOW must be at least 1");
@@ -338,6 +345,7 @@ impl Settings {
         WorkerConfig {
             queues: self.worker_queues.clone(),
             concurrency: self.worker_concurrency,
+            prefetch: self.worker_prefetch,
             lease: Duration::from_millis(self.worker_lease_ms),
             heartbeat: Duration::from_millis(self.worker_heartbeat_ms),
             block: Duration::from_millis(self.worker_block_ms),

@@ -195,27 +195,38 @@ async fn sigterm_drains_in_flight_jobs_and_leaves_the_rest_queued() {
         );
     }
 
+    // Four slots, and (by default) places ahead of them: the other four are started ahead and
+    // wait, `running` in the ledger, without their handlers running.
     let pid = env.spawn_worker_process(&[("KEEL_WORKER_CONCURRENCY", "4")]);
     let deadline = Instant::now() + secs(20);
     let in_flight: HashSet<Uuid> = loop {
-        let mut running = HashSet::new();
         for id in &ids {
             let job = env.job(*id).await;
             assert!(
                 matches!(job.status, JobStatus::Queued | JobStatus::Running),
                 "a job finished or failed before 4 were running: {job:#?}"
             );
-            if job.status == JobStatus::Running {
-                running.insert(*id);
-            }
         }
-        assert!(running.len() <= 4, "more than 4 jobs running at once");
-        if running.len() == 4 {
-            break running;
+        let delivered: HashSet<Uuid> = requests(&server)
+            .await
+            .iter()
+            .map(|r| header(r, "keel-delivery").parse().unwrap())
+            .collect();
+        assert!(delivered.len() <= 4, "more than 4 handlers running at once");
+        if delivered.len() == 4 {
+            break delivered;
         }
         assert!(Instant::now() < deadline, "4 jobs never ran at once");
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
+    let started_ahead = env
+        .wait_for(
+            *ids.iter().find(|id| !in_flight.contains(id)).unwrap(),
+            secs(10),
+            |j| j.status == JobStatus::Running,
+        )
+        .await;
+    assert_eq!(started_ahead.attempt, 1, "{started_ahead:#?}");
 
     env.signal(pid, "TERM");
     let status = env.wait_child(pid, secs(15)).await;
@@ -343,7 +354,11 @@ async fn jobs_waiting_in_a_flushed_redis_are_dispatched_again_at_once() {
     // Far longer than the test: only the "Redis lost the queue" path can bring the job back.
     let env = TestEnv::with_redis(&redis.url(), |s| s.redispatch_after_ms = 120_000).await;
     let server = slow_receiver(secs(2)).await;
-    let _worker = env.spawn_worker(|c| c.concurrency = 1);
+    // No places ahead of the slot: the next job must wait in the stream, not in the worker.
+    let _worker = env.spawn_worker(|c| {
+        c.concurrency = 1;
+        c.prefetch = Some(0);
+    });
     let (_, key, _) = env.tenant("acme").await;
     let before = env.submit_ok(&key, noop(0)).await;
     env.wait_status(before, JobStatus::Succeeded, secs(20))

@@ -309,8 +309,8 @@ async fn an_idle_worker_picks_up_a_new_job_without_waiting_for_a_poll() {
 }
 
 /// `XREADGROUP … COUNT n` over several streams returns up to n entries per stream; a worker
-/// with one free slot reading two queues can get two. The extra must wait unstarted (no attempt
-/// spent, no lease held), not be started and dropped.
+/// with one free slot (and its places ahead) reading two queues can get more than it asked for.
+/// The extra must wait unstarted (no attempt spent, no lease held), not be started and dropped.
 #[tokio::test]
 async fn a_worker_on_two_queues_never_starts_more_than_its_free_slots() {
     let env = TestEnv::new().await;
@@ -332,4 +332,111 @@ async fn a_worker_on_two_queues_never_starts_more_than_its_free_slots() {
             .await;
         assert_eq!(job.attempt, 1, "started once, never dropped: {job:#?}");
     }
+}
+
+/// Jobs started ahead of a free slot (`keel_worker::prefetch`) are started and heartbeated
+/// while they wait, but their handlers only run in a slot: a cancel request ends one without
+/// running it, and shutdown hands the rest back uncounted, to run once elsewhere.
+#[tokio::test]
+async fn jobs_started_ahead_wait_for_a_slot_and_shutdown_hands_them_back() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker(|c| {
+        c.concurrency = 1;
+        c.prefetch = Some(2);
+        c.prefetch_wait = Duration::from_secs(60);
+    });
+    let (_, key, _) = env.tenant("acme").await;
+    let server =
+        receiver_answering(ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).await;
+    let slow = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
+    env.wait_status(slow, JobStatus::Running, secs(10)).await;
+    let ahead = [
+        env.submit_ok(&key, noop(1)).await,
+        env.submit_ok(&key, noop(2)).await,
+    ];
+    for id in ahead {
+        let job = env.wait_status(id, JobStatus::Running, secs(10)).await;
+        assert_eq!(job.attempt, 1);
+    }
+    // Started ahead, but the one slot is busy: no handler has run them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for id in ahead {
+        let job = env.job(id).await;
+        assert_eq!(job.status, JobStatus::Running, "{job:#?}");
+        assert!(job.result.is_none());
+    }
+    let resp = env
+        .post(&key, &format!("/api/jobs/{}/cancel", ahead[0]))
+        .await;
+    assert_eq!(resp.status(), 202);
+    let cancelled = env
+        .wait_status(ahead[0], JobStatus::Cancelled, secs(10))
+        .await;
+    assert!(cancelled.result.is_none(), "its handler never ran");
+
+    worker.cancel();
+    let handed_back = env.wait_status(ahead[1], JobStatus::Queued, secs(10)).await;
+    assert_eq!(handed_back.attempt, 0, "its attempt was never used");
+    assert!(handed_back.started_at.is_none(), "{handed_back:#?}");
+    // The slot's job finished within the shutdown timeout.
+    let job = env.wait_status(slow, JobStatus::Succeeded, secs(10)).await;
+    assert_eq!(job.attempt, 1);
+    assert_eq!(deliveries(&server).await, 1);
+
+    env.spawn_worker(|_| {});
+    let job = env
+        .wait_status(ahead[1], JobStatus::Succeeded, secs(10))
+        .await;
+    assert_eq!(job.attempt, 1);
+    assert_eq!(env.job(ahead[0]).await.status, JobStatus::Cancelled);
+}
+
+/// A job started ahead that finds no free slot within `prefetch_wait` goes back to the queue,
+/// uncounted, and another worker runs it: a busy worker does not sit on its backlog.
+#[tokio::test]
+async fn a_job_started_ahead_without_a_slot_in_time_runs_on_another_worker() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|c| {
+        c.concurrency = 1;
+        c.prefetch = Some(1);
+        c.prefetch_wait = Duration::from_millis(300);
+    });
+    let (_, key, _) = env.tenant("acme").await;
+    let server =
+        receiver_answering(ResponseTemplate::new(200).set_delay(Duration::from_secs(20))).await;
+    let slow = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
+    env.wait_status(slow, JobStatus::Running, secs(10)).await;
+    let id = env.submit_ok(&key, noop(1)).await;
+    env.wait_status(id, JobStatus::Running, secs(10)).await;
+    // The second worker has no places ahead: it only takes what it can run.
+    env.spawn_worker(|c| c.prefetch = Some(0));
+    let job = env.wait_status(id, JobStatus::Succeeded, secs(10)).await;
+    assert_eq!(job.attempt, 1, "waiting ahead spent no attempt: {job:#?}");
+    assert_eq!(env.job(slow).await.status, JobStatus::Running);
+}
+
+/// Starting ahead is only for short jobs: a worker whose handlers run long leaves new jobs in
+/// the queue for idle workers instead of starting them behind its own.
+#[tokio::test]
+async fn a_worker_busy_with_long_jobs_does_not_start_jobs_ahead() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|c| {
+        c.concurrency = 1;
+        c.prefetch = Some(4);
+        c.prefetch_wait = Duration::from_millis(500);
+    });
+    let (_, key, _) = env.tenant("acme").await;
+    let server =
+        receiver_answering(ResponseTemplate::new(200).set_delay(Duration::from_millis(1500))).await;
+    let first = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
+    env.wait_status(first, JobStatus::Succeeded, secs(10)).await;
+    let second = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
+    env.wait_status(second, JobStatus::Running, secs(10)).await;
+    let id = env.submit_ok(&key, noop(1)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let job = env.job(id).await;
+    assert_eq!(job.status, JobStatus::Queued, "not started ahead: {job:#?}");
+    assert_eq!(job.attempt, 0);
+    let job = env.wait_status(id, JobStatus::Succeeded, secs(10)).await;
+    assert_eq!(job.attempt, 1);
 }

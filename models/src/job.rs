@@ -506,6 +506,22 @@ pub async fn hand_back(pool: &PgPool, id: Uuid, attempt: i32) -> sqlx::Result<bo
     Ok(done.rows_affected() == 1)
 }
 
+/// [`hand_back`] for a job whose handler never ran (a worker started it ahead of a free slot):
+/// also forgets the start time on its first attempt, so the row reads as never started.
+pub async fn unstart(pool: &PgPool, id: Uuid, attempt: i32) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE jobs SET status = 'queued', attempt = attempt - 1, lease_until = NULL,
+                         started_at = CASE WHEN attempt = 1 THEN NULL ELSE started_at END,
+                         dispatched_at = NULL, updated_at = now()
+         WHERE id = $1 AND status = 'running' AND attempt = $2",
+        id,
+        attempt
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// `running → queued`, due after `delay`, with this attempt uncounted (like [`hand_back`]):
 /// the handler said "not now" for a reason outside the job (a dependency's circuit breaker is
 /// open), so waiting must not use up the job's attempts. `last_error` says why it waits.

@@ -8,8 +8,17 @@ use keel_jobs::backoff::Backoff;
 pub struct WorkerConfig {
     /// Queues to consume; empty = every queue of the registry.
     pub queues: Vec<String>,
-    /// Jobs in flight at most (per process).
+    /// Jobs in flight at most (per process): handlers running at once.
     pub concurrency: usize,
+    /// Jobs started ahead of a free slot (`None`: four per slot, Celery's default prefetch
+    /// multiplier; `Some(0)`: none).
+    /// Their start is recorded while the slots are busy, so a slot that frees up runs the next
+    /// job at once instead of after a Postgres round trip. Only while this worker's handlers
+    /// are short (see [`crate::prefetch`]), and never for longer than `prefetch_wait`.
+    pub prefetch: Option<usize>,
+    /// A job started ahead that found no free slot within this long is handed back
+    /// (uncounted) so that another worker can run it.
+    pub prefetch_wait: Duration,
     /// How long a started job belongs to this worker without a heartbeat. After that another
     /// worker may take it over (its worker is presumed dead).
     pub lease: Duration,
@@ -37,6 +46,8 @@ impl Default for WorkerConfig {
         Self {
             queues: Vec::new(),
             concurrency: 16,
+            prefetch: None,
+            prefetch_wait: Duration::from_millis(500),
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(1),
             block: Duration::from_secs(1),
@@ -48,6 +59,13 @@ impl Default for WorkerConfig {
             consumer: default_consumer_name(),
             relay: true,
         }
+    }
+}
+
+impl WorkerConfig {
+    /// Jobs this worker may start ahead of a free slot.
+    pub fn prefetch(&self) -> usize {
+        self.prefetch.unwrap_or(4 * self.concurrency)
     }
 }
 

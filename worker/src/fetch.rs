@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use keel_jobs::lane::{Delivery, Lane};
 use keel_jobs::{Registry, Services};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::batch::Completions;
 use crate::config::WorkerConfig;
+use crate::prefetch::{Pace, Permit};
 use crate::relay::Relay;
 use crate::runner::{Outcome, Runner};
 use crate::supervisor::Supervisor;
@@ -21,8 +22,8 @@ use crate::supervisor::Supervisor;
 /// one claim's round trip with the next (Postgres has a core for each).
 const CLAIMS_IN_FLIGHT: usize = 2;
 
-/// Deliveries read for free slots, with those slots' permits.
-type Claim = (Vec<Delivery>, Vec<OwnedSemaphorePermit>);
+/// Deliveries read for free slots (or places ahead of them), with their permits.
+type Claim = (Vec<Delivery>, Vec<Permit>);
 
 pub struct Worker {
     runner: Arc<Runner>,
@@ -74,6 +75,7 @@ impl Worker {
                 supervisor,
                 config: config.clone(),
                 lane: lane.clone(),
+                pace: Pace::default(),
             }),
             lane,
             relay,
@@ -200,23 +202,44 @@ impl Worker {
 
     async fn fetch_loop(&self, shutdown: &CancellationToken, tracker: &TaskTracker) {
         let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
-        let claims = self.spawn_claimer(tracker);
+        let prefetch = self.config.prefetch();
+        let ahead = Arc::new(Semaphore::new(prefetch));
+        let claims = self.spawn_claimer(tracker, slots.clone(), shutdown.clone());
         let mut conn = None;
         let mut failures: u32 = 0;
         if let Err(e) = self.relay.ensure_groups().await {
             tracing::warn!(error = %e, "cannot create consumer groups yet");
         }
         loop {
-            // Wait for a free slot, then take every free slot: read no more than we can run.
+            // Wait for a free slot (or, while handlers are short, a place ahead of one), then
+            // take every one that is free: read no more than we can run or start ahead.
+            let may_prefetch =
+                prefetch > 0 && self.runner.pace.allows_prefetch(self.config.prefetch_wait);
+            // Jobs already started ahead get the slots that free up before anything new is
+            // read for them (only this loop takes places ahead, so any taken are theirs).
+            let started_ahead = ahead.available_permits() < prefetch;
             let first = tokio::select! {
-                p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
+                biased;
                 _ = shutdown.cancelled() => return,
+                p = slots.clone().acquire_owned(), if !started_ahead => Permit::Slot(p.expect("semaphore is never closed")),
+                p = ahead.clone().acquire_owned(), if may_prefetch => Permit::Ahead(p.expect("semaphore is never closed")),
+                all = ahead.acquire_many(prefetch as u32), if started_ahead && !may_prefetch => {
+                    // Every job started ahead has its slot now: look again.
+                    drop(all);
+                    continue;
+                }
             };
             let mut permits = vec![first];
-            while let Ok(p) = slots.clone().try_acquire_owned() {
-                permits.push(p);
-                if permits.len() >= 256 {
-                    break;
+            while !started_ahead && permits.len() < 256 {
+                match slots.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(Permit::Slot(p)),
+                    Err(_) => break,
+                }
+            }
+            while may_prefetch && permits.len() < 256 {
+                match ahead.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(Permit::Ahead(p)),
+                    Err(_) => break,
                 }
             }
             if shutdown.is_cancelled() {
@@ -287,7 +310,12 @@ impl Worker {
     /// jobs, a start round trip no longer holds back every other slot, and Postgres still sees
     /// few, larger statements. The pending queue is bounded by the slots its entries hold. The
     /// claimer is tracked like the jobs, and stops once the fetch loop has dropped its sender.
-    fn spawn_claimer(&self, tracker: &TaskTracker) -> mpsc::UnboundedSender<Claim> {
+    fn spawn_claimer(
+        &self,
+        tracker: &TaskTracker,
+        slots: Arc<Semaphore>,
+        shutdown: CancellationToken,
+    ) -> mpsc::UnboundedSender<Claim> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Claim>();
         let runner = self.runner.clone();
         let hard_stop = self.hard_stop.clone();
@@ -304,17 +332,28 @@ impl Worker {
                     permits.extend(p);
                 }
                 debug_assert!(deliveries.len() <= permits.len());
+                // Slots first: the started jobs take them, and permits left over (deliveries
+                // not started) are places ahead where possible.
+                permits.sort_by_key(|p| !p.is_slot());
                 let (runner, hard_stop, job_tasks) = (runner.clone(), hard_stop.clone(), jobs.clone());
+                let (slots, shutdown) = (slots.clone(), shutdown.clone());
                 jobs.spawn(async move {
                     let (claimed, _) = runner.start(deliveries).await;
                     drop(claiming);
                     for (c, permit) in claimed.into_iter().zip(permits) {
                         let runner = runner.clone();
-                        let hard_stop = hard_stop.clone();
+                        let (hard_stop, slots, shutdown) = (hard_stop.clone(), slots.clone(), shutdown.clone());
                         let span = tracing::info_span!("job", job_id = %c.started.id, kind = %c.started.kind, attempt = c.started.attempt);
                         job_tasks.spawn(
                             async move {
-                                runner.run(c, Some(permit), &hard_stop).await;
+                                match permit {
+                                    Permit::Slot(slot) => {
+                                        runner.run(c, Some(slot), &hard_stop).await;
+                                    }
+                                    Permit::Ahead(ahead) => {
+                                        runner.run_ahead(c, ahead, slots, &shutdown, &hard_stop).await;
+                                    }
+                                }
                             }
                             .instrument(span),
                         );

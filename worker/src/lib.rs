@@ -4,6 +4,8 @@
 //! Postgres pool:
 //! - [`fetch`]: `XREADGROUP … BLOCK` for as many entries as it has free slots (concurrency is a
 //!   semaphore, so it never takes more than it can run), and one task per delivery;
+//! - [`prefetch`]: while handlers are short, up to `prefetch` more jobs are started ahead of
+//!   free slots, so a freed slot runs its next job without a round trip;
 //! - [`runner`]: a batch of deliveries → one guarded `start` in the ledger → handlers → guarded
 //!   finish → ack;
 //! - [`batch`]: successes recorded (and acked) in batches that grow with load;
@@ -20,6 +22,7 @@
 pub mod batch;
 pub mod config;
 pub mod fetch;
+pub mod prefetch;
 pub mod relay;
 pub mod runner;
 pub mod supervisor;

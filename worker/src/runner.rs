@@ -9,7 +9,7 @@ use std::time::Instant;
 use keel_jobs::{JobContext, JobError, Registry, Services};
 use keel_models::job::{self, JobStatus};
 use serde_json::Value;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -17,6 +17,7 @@ use keel_jobs::lane::{Delivery, Lane};
 
 use crate::batch::Completions;
 use crate::config::WorkerConfig;
+use crate::prefetch::Pace;
 use crate::supervisor::{self, Supervisor};
 
 /// What one delivery led to (tests assert on it; the worker logs it).
@@ -58,6 +59,8 @@ pub struct Runner {
     pub completions: Completions,
     /// Connections for the batch statements (see [`keel_models::db::generic_plan_pool`]).
     pub batches: keel_models::PgPool,
+    /// This worker's handler times, which decide whether it starts jobs ahead of free slots.
+    pub pace: Pace,
 }
 
 /// A delivery this worker won the start of.
@@ -145,6 +148,61 @@ impl Runner {
         outcome
     }
 
+    /// Runs a job started ahead of a free slot (see [`crate::prefetch`]): heartbeated while it
+    /// waits for the first slot that frees up, then run as [`Self::run`] does. Without a slot
+    /// within `prefetch_wait`, or on shutdown, it is handed back (its attempt uncounted); a cancel
+    /// request ends it `cancelled` without its handler ever running.
+    pub async fn run_ahead(
+        &self,
+        claimed: Claimed,
+        ahead: OwnedSemaphorePermit,
+        slots: Arc<Semaphore>,
+        shutdown: &CancellationToken,
+        hard_stop: &CancellationToken,
+    ) -> Outcome {
+        let (id, attempt) = (claimed.started.id, claimed.started.attempt);
+        let tracked = self.supervisor.track(id, attempt, hard_stop);
+        let slot = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => None,
+            _ = tracked.token.cancelled() => None,
+            slot = slots.acquire_owned() => slot.ok(),
+            _ = tokio::time::sleep(self.config.prefetch_wait) => None,
+        };
+        let state = tracked.state();
+        // Untracked before `run` tracks it again (dropping a registration removes its id).
+        drop(tracked);
+        drop(ahead);
+        if let Some(slot) = slot {
+            return self.run(claimed, Some(slot), hard_stop).await;
+        }
+        let pool = &self.services.pool;
+        let outcome = match state {
+            supervisor::LOST => Outcome::Superseded,
+            supervisor::CANCEL_REQUESTED => {
+                let cancelled = async {
+                    let mut conn = pool.acquire().await?;
+                    job::mark_cancelled(&mut conn, id, attempt).await
+                };
+                match cancelled.await {
+                    Ok(true) => Outcome::Cancelled,
+                    Ok(false) => Outcome::Superseded,
+                    Err(e) => Outcome::LedgerError(e.to_string()),
+                }
+            }
+            _ => match job::unstart(pool, id, attempt).await {
+                Ok(_) => Outcome::HandedBack,
+                Err(e) => Outcome::LedgerError(e.to_string()),
+            },
+        };
+        let entry = (claimed.delivery.queue, claimed.delivery.entry_id);
+        if let Err(e) = self.lane.ack_batch(std::slice::from_ref(&entry)).await {
+            tracing::debug!(error = %e, "ack failed");
+        }
+        tracing::debug!(job_id = %id, ?outcome, "job started ahead ended without a slot");
+        outcome
+    }
+
     async fn run_started(
         &self,
         started: &job::Started,
@@ -198,6 +256,7 @@ impl Runner {
             }
         };
         drop(slot);
+        self.pace.record(t0.elapsed());
         let state = tracked.state.load(Ordering::SeqCst);
         let result = match joined {
             Ok(r) => r,

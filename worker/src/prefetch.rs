@@ -1,0 +1,86 @@
+//! Starting jobs ahead of a free slot.
+//!
+//! Without it, a slot that frees up waits for a read from Redis and a guarded start in Postgres
+//! before its next handler runs; with short jobs and few slots that round trip, not the jobs, is
+//! the bound (the durable drain at concurrency 8 ran at half the speed of concurrency 16). So the
+//! fetch loop may also read and start up to `prefetch` jobs while every slot is busy, and each
+//! of those waits, started and heartbeated, for the first slot that frees up (the semaphore is
+//! fair, so in the order they were started).
+//!
+//! What it costs, and how it is bounded:
+//! - A job started ahead shows `running` (its attempt counted) while it waits; if the worker
+//!   dies, the attempt is spent like a running job's, so at most `prefetch` extra jobs per crash.
+//! - A worker only starts ahead while its handlers are short: while the running average of its
+//!   handler times is under a tenth of `prefetch_wait` ([`Pace`]). Workers busy with long jobs
+//!   (Jira analyses) leave the backlog to idle workers.
+//! - A job started ahead that finds no slot within `prefetch_wait` is handed back (`queued`
+//!   again, its attempt uncounted, re-dispatched by the relay), as on shutdown and on a cancel
+//!   request, which end it without its handler ever running.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::OwnedSemaphorePermit;
+
+/// What a delivery read by the fetch loop holds: a handler slot, or a place ahead of one.
+pub enum Permit {
+    Slot(OwnedSemaphorePermit),
+    Ahead(OwnedSemaphorePermit),
+}
+
+impl Permit {
+    pub fn is_slot(&self) -> bool {
+        matches!(self, Permit::Slot(_))
+    }
+}
+
+/// Running average of this worker's handler times (exponentially weighted, 1/8 per sample).
+#[derive(Default)]
+pub struct Pace {
+    micros: AtomicU64,
+}
+
+impl Pace {
+    pub fn record(&self, took: Duration) {
+        let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        // Racy read-modify-write on purpose: a lost sample only nudges an average.
+        let old = self.micros.load(Ordering::Relaxed);
+        let new = old - old / 8 + sample / 8;
+        self.micros.store(new, Ordering::Relaxed);
+    }
+
+    pub fn average(&self) -> Duration {
+        Duration::from_micros(self.micros.load(Ordering::Relaxed))
+    }
+
+    /// Whether handlers are short enough to start jobs ahead of free slots.
+    pub fn allows_prefetch(&self, prefetch_wait: Duration) -> bool {
+        self.average() * 10 <= prefetch_wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_handlers_allow_prefetch_and_long_ones_stop_it() {
+        let pace = Pace::default();
+        let wait = Duration::from_millis(500);
+        assert!(pace.allows_prefetch(wait), "no history yet: allowed");
+        for _ in 0..50 {
+            pace.record(Duration::from_micros(20));
+        }
+        assert!(pace.allows_prefetch(wait));
+        // A run of long jobs (Jira analyses) turns it off within a few samples…
+        for _ in 0..4 {
+            pace.record(Duration::from_secs(2));
+        }
+        assert!(!pace.allows_prefetch(wait), "average {:?}", pace.average());
+        // …and a run of short ones turns it back on.
+        for _ in 0..100 {
+            pace.record(Duration::from_micros(20));
+        }
+        assert!(pace.allows_prefetch(wait), "average {:?}", pace.average());
+    }
+}
