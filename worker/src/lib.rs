@@ -2,8 +2,9 @@
 //!
 //! A worker process runs three cooperating loops over one [`keel_jobs::lane::Lane`] and one
 //! Postgres pool:
-//! - [`fetch`]: `XREADGROUP … BLOCK` for as many entries as it has free slots (concurrency is a
-//!   semaphore, so it never takes more than it can run), and one task per delivery;
+//! - [`fetch`]: `XREADGROUP … BLOCK` for as many entries as it has free slots and places ahead
+//!   (both semaphores, so it never takes more than it can run or hold), and one task per
+//!   delivery;
 //! - [`prefetch`]: while handlers are short, up to `prefetch` more jobs are started ahead of
 //!   free slots, so a freed slot runs its next job without a round trip;
 //! - [`runner`]: a batch of deliveries → one guarded `start` in the ledger → handlers → guarded
