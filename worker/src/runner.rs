@@ -162,6 +162,8 @@ impl Runner {
     ) -> Outcome {
         let (id, attempt) = (claimed.started.id, claimed.started.attempt);
         let tracked = self.supervisor.track(id, attempt, hard_stop);
+        let waiting = metrics::gauge!("keel_worker_jobs_ahead");
+        waiting.increment(1);
         let slot = tokio::select! {
             biased;
             _ = shutdown.cancelled() => None,
@@ -169,6 +171,7 @@ impl Runner {
             slot = slots.acquire_owned() => slot.ok(),
             _ = tokio::time::sleep(self.config.prefetch_wait) => None,
         };
+        waiting.decrement(1);
         let state = tracked.state();
         // Untracked before `run` tracks it again (dropping a registration removes its id).
         drop(tracked);
@@ -176,6 +179,14 @@ impl Runner {
         if let Some(slot) = slot {
             return self.run(claimed, Some(slot), hard_stop).await;
         }
+        let reason = match state {
+            supervisor::LOST => "lost",
+            supervisor::CANCEL_REQUESTED => "cancelled",
+            _ if shutdown.is_cancelled() || hard_stop.is_cancelled() => "shutdown",
+            _ => "no_slot",
+        };
+        // Many `no_slot` returns mean this worker starts ahead more than its slots can take.
+        metrics::counter!("keel_worker_jobs_ahead_returned_total", "reason" => reason).increment(1);
         let pool = &self.services.pool;
         let outcome = match state {
             supervisor::LOST => Outcome::Superseded,
