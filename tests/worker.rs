@@ -334,20 +334,31 @@ async fn a_worker_on_two_queues_never_starts_more_than_its_free_slots() {
     }
 }
 
+/// A worker with one slot and `prefetch` places ahead (`prefetch_wait`), a tenant's key, and a
+/// receiver answering after `busy_for`, whose webhook jobs keep the slot busy.
+async fn one_slot_worker(
+    env: &TestEnv,
+    prefetch: usize,
+    prefetch_wait: Duration,
+    busy_for: Duration,
+) -> (tokio_util::sync::CancellationToken, String, MockServer) {
+    let worker = env.spawn_worker(|c| {
+        c.concurrency = 1;
+        c.prefetch = Some(prefetch);
+        c.prefetch_wait = prefetch_wait;
+    });
+    let (_, key, _) = env.tenant("acme").await;
+    let server = receiver_answering(ResponseTemplate::new(200).set_delay(busy_for)).await;
+    (worker, key, server)
+}
+
 /// Jobs started ahead of a free slot (`keel_worker::prefetch`) are started and heartbeated
 /// while they wait, but their handlers only run in a slot: a cancel request ends one without
 /// running it, and shutdown hands the rest back uncounted, to run once elsewhere.
 #[tokio::test]
 async fn jobs_started_ahead_wait_for_a_slot_and_shutdown_hands_them_back() {
     let env = TestEnv::new().await;
-    let worker = env.spawn_worker(|c| {
-        c.concurrency = 1;
-        c.prefetch = Some(2);
-        c.prefetch_wait = Duration::from_secs(60);
-    });
-    let (_, key, _) = env.tenant("acme").await;
-    let server =
-        receiver_answering(ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).await;
+    let (worker, key, server) = one_slot_worker(&env, 2, secs(60), secs(3)).await;
     let slow = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
     env.wait_status(slow, JobStatus::Running, secs(10)).await;
     let ahead = [
@@ -396,14 +407,8 @@ async fn jobs_started_ahead_wait_for_a_slot_and_shutdown_hands_them_back() {
 #[tokio::test]
 async fn a_job_started_ahead_without_a_slot_in_time_runs_on_another_worker() {
     let env = TestEnv::new().await;
-    env.spawn_worker(|c| {
-        c.concurrency = 1;
-        c.prefetch = Some(1);
-        c.prefetch_wait = Duration::from_millis(300);
-    });
-    let (_, key, _) = env.tenant("acme").await;
-    let server =
-        receiver_answering(ResponseTemplate::new(200).set_delay(Duration::from_secs(20))).await;
+    let (_worker, key, server) =
+        one_slot_worker(&env, 1, Duration::from_millis(300), secs(20)).await;
     let slow = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
     env.wait_status(slow, JobStatus::Running, secs(10)).await;
     let id = env.submit_ok(&key, noop(1)).await;
@@ -420,14 +425,13 @@ async fn a_job_started_ahead_without_a_slot_in_time_runs_on_another_worker() {
 #[tokio::test]
 async fn a_worker_busy_with_long_jobs_does_not_start_jobs_ahead() {
     let env = TestEnv::new().await;
-    env.spawn_worker(|c| {
-        c.concurrency = 1;
-        c.prefetch = Some(4);
-        c.prefetch_wait = Duration::from_millis(500);
-    });
-    let (_, key, _) = env.tenant("acme").await;
-    let server =
-        receiver_answering(ResponseTemplate::new(200).set_delay(Duration::from_millis(1500))).await;
+    let (_worker, key, server) = one_slot_worker(
+        &env,
+        4,
+        Duration::from_millis(500),
+        Duration::from_millis(1500),
+    )
+    .await;
     let first = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
     env.wait_status(first, JobStatus::Succeeded, secs(10)).await;
     let second = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;

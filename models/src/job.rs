@@ -492,30 +492,23 @@ pub async fn mark_cancelled(conn: &mut PgConnection, id: Uuid, attempt: i32) -> 
     Ok(done.rows_affected() == 1)
 }
 
-/// A worker shutting down gives a job it could not finish back to the queue, uncounted.
-pub async fn hand_back(pool: &PgPool, id: Uuid, attempt: i32) -> sqlx::Result<bool> {
+/// A worker gives a job it could not finish back to the queue, uncounted: on shutdown, or a
+/// job it started ahead of a free slot and never ran (`never_ran`, which also forgets the start
+/// time on a first attempt, so the row reads as never started).
+pub async fn hand_back(
+    pool: &PgPool,
+    id: Uuid,
+    attempt: i32,
+    never_ran: bool,
+) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "UPDATE jobs SET status = 'queued', attempt = attempt - 1, lease_until = NULL,
+                         started_at = CASE WHEN $3 AND attempt = 1 THEN NULL ELSE started_at END,
                          dispatched_at = NULL, updated_at = now()
          WHERE id = $1 AND status = 'running' AND attempt = $2",
         id,
-        attempt
-    )
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// [`hand_back`] for a job whose handler never ran (a worker started it ahead of a free slot):
-/// also forgets the start time on its first attempt, so the row reads as never started.
-pub async fn unstart(pool: &PgPool, id: Uuid, attempt: i32) -> sqlx::Result<bool> {
-    let done = sqlx::query!(
-        "UPDATE jobs SET status = 'queued', attempt = attempt - 1, lease_until = NULL,
-                         started_at = CASE WHEN attempt = 1 THEN NULL ELSE started_at END,
-                         dispatched_at = NULL, updated_at = now()
-         WHERE id = $1 AND status = 'running' AND attempt = $2",
-        id,
-        attempt
+        attempt,
+        never_ran
     )
     .execute(pool)
     .await?;

@@ -201,7 +201,7 @@ impl Runner {
                     Err(e) => Outcome::LedgerError(e.to_string()),
                 }
             }
-            _ => match job::unstart(pool, id, attempt).await {
+            _ => match job::hand_back(pool, id, attempt, true).await {
                 Ok(_) => Outcome::HandedBack,
                 Err(e) => Outcome::LedgerError(e.to_string()),
             },
@@ -257,7 +257,7 @@ impl Runner {
                     _ => {
                         handle.abort();
                         drop(tracked);
-                        let outcome = match job::hand_back(pool, id, started.attempt).await {
+                        let outcome = match job::hand_back(pool, id, started.attempt, false).await {
                             Ok(_) => Outcome::HandedBack,
                             Err(e) => Outcome::LedgerError(e.to_string()),
                         };
@@ -333,7 +333,7 @@ impl Runner {
             JobError::Cancelled => {
                 // Cancelled without a request (shutdown): give it back rather than lose it.
                 drop(conn);
-                return match job::hand_back(pool, id, attempt).await {
+                return match job::hand_back(pool, id, attempt, false).await {
                     Ok(_) => Outcome::HandedBack,
                     Err(e) => Outcome::LedgerError(e.to_string()),
                 };
