@@ -54,6 +54,8 @@ pub struct TestEnv {
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
     children: Vec<Child>,
+    /// In-process workers, so cleanup can wait for them to stop before the last purge.
+    workers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl TestEnv {
@@ -87,6 +89,7 @@ impl TestEnv {
             http: reqwest::Client::new(),
             shutdown,
             children: Vec::new(),
+            workers: Default::default(),
         }
     }
 
@@ -99,7 +102,8 @@ impl TestEnv {
         tweak(&mut config);
         let worker = self.keel.worker(config);
         let stop = self.shutdown.child_token();
-        tokio::spawn(worker.run_until_stopped(stop.clone()));
+        let handle = tokio::spawn(worker.run_until_stopped(stop.clone()));
+        self.workers.lock().unwrap().push(handle);
         stop
     }
 
@@ -286,9 +290,11 @@ impl Drop for TestEnv {
         let prefix = self.prefix.clone();
         // On a multi-threaded test runtime the in-process worker's tasks keep running on other
         // threads until they see the cancellation; a relay pass already under way can re-create
-        // the queue's stream after the first purge. Purge again once they have stopped.
+        // the queue's stream after the first purge. Purge again once they have stopped (or
+        // after a few seconds: a worker draining a slow job waits out its shutdown timeout).
         let others_running = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap());
         // Async cleanup from a sync Drop: a fresh runtime on its own thread.
         let _ = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
@@ -301,7 +307,13 @@ impl Drop for TestEnv {
                     if let Ok(lane) = keel_jobs::lane::Lane::connect(&redis_url, &prefix, 1).await {
                         let _ = tokio::time::timeout(Duration::from_secs(5), lane.purge()).await;
                         if others_running {
-                            tokio::time::sleep(Duration::from_millis(300)).await;
+                            let deadline = Instant::now() + Duration::from_secs(3);
+                            while workers.iter().any(|w| !w.is_finished())
+                                && Instant::now() < deadline
+                            {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                            tokio::time::sleep(Duration::from_millis(100)).await;
                             let _ =
                                 tokio::time::timeout(Duration::from_secs(5), lane.purge()).await;
                         }

@@ -85,9 +85,18 @@ impl Relay {
 
     /// One pass over every queue. Returns how many ids were pushed.
     pub async fn tick(&self) -> Result<usize, RelayError> {
+        self.tick_until(&CancellationToken::new()).await
+    }
+
+    /// [`Self::tick`] that stops between batches once `stop` fires: a pass over a deep backlog
+    /// is several batches, and a stopping worker should not go on filling Redis for it.
+    async fn tick_until(&self, stop: &CancellationToken) -> Result<usize, RelayError> {
         self.ensure_groups().await?;
         let mut pushed = 0;
         for queue in &self.queues {
+            if stop.is_cancelled() {
+                break;
+            }
             loop {
                 let len = self.lane.len(queue).await?;
                 let room = self.lane.window().saturating_sub(len).min(BATCH);
@@ -120,7 +129,7 @@ impl Relay {
                     return Err(e.into());
                 }
                 pushed += ids.len();
-                if ids.len() < room {
+                if ids.len() < room || stop.is_cancelled() {
                     break;
                 }
             }
@@ -147,7 +156,7 @@ impl Relay {
         let mut failures = 0u32;
         let mut last_reap = tokio::time::Instant::now();
         loop {
-            let delay = match self.tick().await {
+            let delay = match self.tick_until(&stop).await {
                 Ok(_) => {
                     if failures > 0 {
                         tracing::info!("relay recovered");
