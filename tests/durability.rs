@@ -21,10 +21,11 @@ async fn with_redis_stopped_submit_still_returns_202_and_the_job_runs_once_redis
 
     redis.stop();
     let id = env.submit_ok(&key, noop(1)).await;
-    // The row committed before the 202, and the relay knows Redis never got it.
+    // The row committed before the 202; the push after it failed, and the relay knows Redis
+    // never got it (the stamp is cleared).
     let job = env.job(id).await;
     assert_eq!(job.status, JobStatus::Queued);
-    assert!(job.dispatched_at.is_none());
+    env.wait_for(id, secs(5), |j| j.dispatched_at.is_none()).await;
     let ready = env.http.get(env.url("/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();

@@ -36,6 +36,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    submitter: keel_jobs::submitter::Submitter,
 }
 
 impl Application {
@@ -44,6 +45,7 @@ impl Application {
         let listener = TcpListener::bind(addr).await?;
         Ok(Self {
             listener,
+            submitter: state.submitter.clone(),
             router: router(state),
         })
     }
@@ -58,12 +60,17 @@ impl Application {
         self.local_addr().port()
     }
 
-    /// Serves until `shutdown` fires, then finishes in-flight requests.
+    /// Serves until `shutdown` fires, then finishes in-flight requests and the Redis pushes of
+    /// the jobs they accepted.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "API listening");
-        axum::serve(self.listener, self.router)
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
+            .await;
+        self.submitter
+            .settle(std::time::Duration::from_secs(5))
+            .await;
+        served
     }
 }
 

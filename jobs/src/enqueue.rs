@@ -128,13 +128,19 @@ pub async fn dispatch_after_commit(lane: &Lane, pool: &PgPool, job: &JobRow) {
     }
 }
 
-/// [`dispatch_after_commit`] for many rows committed together: one push per queue, and one
-/// statement clearing `dispatched_at` of whatever was not pushed (Redis down, slow, or the
-/// window full), so the relay takes those rows.
-pub async fn dispatch_many_after_commit(lane: &Lane, pool: &PgPool, jobs: &[&JobRow]) {
+/// The queue and id of a committed row to push, if it is due now (stamped `dispatched_at` at
+/// insert); `None` for one left to the relay (not due yet).
+pub fn to_dispatch(job: &JobRow) -> Option<(String, Uuid)> {
+    job.dispatched_at.map(|_| (job.queue.clone(), job.id))
+}
+
+/// [`dispatch_after_commit`] for many rows committed together (see [`to_dispatch`]): one push
+/// per queue, and one statement clearing `dispatched_at` of whatever was not pushed (Redis
+/// down, slow, or the window full), so the relay takes those rows.
+pub async fn dispatch_many_after_commit(lane: &Lane, pool: &PgPool, jobs: &[(String, Uuid)]) {
     let mut by_queue: std::collections::BTreeMap<&str, Vec<Uuid>> = Default::default();
-    for job in jobs.iter().filter(|j| j.dispatched_at.is_some()) {
-        by_queue.entry(&job.queue).or_default().push(job.id);
+    for (queue, id) in jobs {
+        by_queue.entry(queue).or_default().push(*id);
     }
     let mut left = Vec::new();
     for (queue, ids) in by_queue {
