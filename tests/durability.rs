@@ -25,7 +25,8 @@ async fn with_redis_stopped_submit_still_returns_202_and_the_job_runs_once_redis
     // never got it (the stamp is cleared).
     let job = env.job(id).await;
     assert_eq!(job.status, JobStatus::Queued);
-    env.wait_for(id, secs(5), |j| j.dispatched_at.is_none()).await;
+    env.wait_for(id, secs(5), |j| j.dispatched_at.is_none())
+        .await;
     let ready = env.http.get(env.url("/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();

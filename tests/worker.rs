@@ -334,7 +334,8 @@ async fn a_worker_on_two_queues_never_starts_more_than_its_free_slots() {
     }
 }
 
-/// A worker with one slot and `prefetch` places ahead (`prefetch_wait`), a tenant's key, and a
+/// A worker with one slot and `prefetch` places ahead (`prefetch_wait`), warmed up by one noop
+/// job (it starts nothing ahead before a first handler finished), a tenant's key, and a
 /// receiver answering after `busy_for`, whose webhook jobs keep the slot busy.
 async fn one_slot_worker(
     env: &TestEnv,
@@ -348,6 +349,9 @@ async fn one_slot_worker(
         c.prefetch_wait = prefetch_wait;
     });
     let (_, key, _) = env.tenant("acme").await;
+    let warm_up = env.submit_ok(&key, noop(0)).await;
+    env.wait_status(warm_up, JobStatus::Succeeded, secs(10))
+        .await;
     let server = receiver_answering(ResponseTemplate::new(200).set_delay(busy_for)).await;
     (worker, key, server)
 }
@@ -436,11 +440,36 @@ async fn a_worker_busy_with_long_jobs_does_not_start_jobs_ahead() {
     env.wait_status(first, JobStatus::Succeeded, secs(10)).await;
     let second = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
     env.wait_status(second, JobStatus::Running, secs(10)).await;
-    let id = env.submit_ok(&key, noop(1)).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    a_new_job_waits_in_the_queue(&env, &key).await;
+}
+
+/// While the worker's one slot is busy, a new job stays `queued` (not started ahead), and runs
+/// once the slot frees up.
+async fn a_new_job_waits_in_the_queue(env: &TestEnv, key: &str) {
+    let id = env.submit_ok(key, noop(1)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let job = env.job(id).await;
     assert_eq!(job.status, JobStatus::Queued, "not started ahead: {job:#?}");
     assert_eq!(job.attempt, 0);
     let job = env.wait_status(id, JobStatus::Succeeded, secs(10)).await;
     assert_eq!(job.attempt, 1);
+}
+
+/// A worker restarted after a crash runs its first jobs one per slot: a job that kills its
+/// worker every time is usually among them, and must not spend the attempts of jobs started
+/// ahead that never ran.
+#[tokio::test]
+async fn a_fresh_worker_starts_nothing_ahead_before_its_first_jobs_finish() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|c| {
+        c.concurrency = 1;
+        c.prefetch = Some(4);
+        c.prefetch_wait = secs(60);
+    });
+    let (_, key, _) = env.tenant("acme").await;
+    let server =
+        receiver_answering(ResponseTemplate::new(200).set_delay(Duration::from_millis(1500))).await;
+    let first = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
+    env.wait_status(first, JobStatus::Running, secs(10)).await;
+    a_new_job_waits_in_the_queue(&env, &key).await;
 }

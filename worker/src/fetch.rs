@@ -213,8 +213,11 @@ impl Worker {
         loop {
             // Wait for a free slot (or, while handlers are short, a place ahead of one), then
             // take every one that is free: read no more than we can run or start ahead.
-            let may_prefetch =
-                prefetch > 0 && self.runner.pace.allows_prefetch(self.config.prefetch_wait);
+            let may_prefetch = prefetch > 0
+                && self
+                    .runner
+                    .pace
+                    .allows_prefetch(self.config.prefetch_wait, self.config.concurrency as u64);
             // Jobs already started ahead get the slots that free up before anything new is
             // read for them (only this loop takes places ahead, so any taken are theirs).
             let started_ahead = ahead.available_permits() < prefetch;

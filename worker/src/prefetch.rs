@@ -13,6 +13,9 @@
 //! - A worker only starts ahead while its handlers are short: while the running average of its
 //!   handler times is under a tenth of `prefetch_wait` ([`Pace`]). Workers busy with long jobs
 //!   (Jira analyses) leave the backlog to idle workers.
+//! - Nor before as many handlers as it has slots have finished since it started: a worker
+//!   restarted after a crash runs its first jobs one per slot, so a job that kills its worker
+//!   every time does not take down jobs started ahead with it.
 //! - A job started ahead that finds no slot within `prefetch_wait` is handed back (`queued`
 //!   again, its attempt uncounted, re-dispatched by the relay), as on shutdown and on a cancel
 //!   request, which end it without its handler ever running.
@@ -34,14 +37,17 @@ impl Permit {
     }
 }
 
-/// Running average of this worker's handler times (exponentially weighted, 1/8 per sample).
+/// Running average of this worker's handler times (exponentially weighted, 1/8 per sample), and
+/// how many handlers it has seen finish.
 #[derive(Default)]
 pub struct Pace {
     micros: AtomicU64,
+    samples: AtomicU64,
 }
 
 impl Pace {
     pub fn record(&self, took: Duration) {
+        self.samples.fetch_add(1, Ordering::Relaxed);
         let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         // Racy read-modify-write on purpose: a lost sample only nudges an average.
         let old = self.micros.load(Ordering::Relaxed);
@@ -53,9 +59,12 @@ impl Pace {
         Duration::from_micros(self.micros.load(Ordering::Relaxed))
     }
 
-    /// Whether handlers are short enough to start jobs ahead of free slots.
-    pub fn allows_prefetch(&self, prefetch_wait: Duration) -> bool {
-        self.average() * 10 <= prefetch_wait
+    /// Whether handlers are short enough to start jobs ahead of free slots, and this worker has
+    /// seen at least `warm_up` of them finish. The warm-up is for crash loops: a job that kills
+    /// its worker is usually among the first a restarted worker takes, and a worker that starts
+    /// nothing ahead before it dies spends no attempts of jobs it never ran.
+    pub fn allows_prefetch(&self, prefetch_wait: Duration, warm_up: u64) -> bool {
+        self.samples.load(Ordering::Relaxed) >= warm_up && self.average() * 10 <= prefetch_wait
     }
 }
 
@@ -67,20 +76,36 @@ mod tests {
     fn short_handlers_allow_prefetch_and_long_ones_stop_it() {
         let pace = Pace::default();
         let wait = Duration::from_millis(500);
-        assert!(pace.allows_prefetch(wait), "no history yet: allowed");
-        for _ in 0..50 {
+        assert!(
+            pace.allows_prefetch(wait, 0),
+            "no history, no warm-up: allowed"
+        );
+        assert!(!pace.allows_prefetch(wait, 8), "not warmed up yet");
+        for _ in 0..7 {
             pace.record(Duration::from_micros(20));
         }
-        assert!(pace.allows_prefetch(wait));
+        assert!(!pace.allows_prefetch(wait, 8), "not warmed up yet");
+        for _ in 0..43 {
+            pace.record(Duration::from_micros(20));
+        }
+        assert!(pace.allows_prefetch(wait, 8));
         // A run of long jobs (Jira analyses) turns it off within a few samples…
         for _ in 0..4 {
             pace.record(Duration::from_secs(2));
         }
-        assert!(!pace.allows_prefetch(wait), "average {:?}", pace.average());
+        assert!(
+            !pace.allows_prefetch(wait, 8),
+            "average {:?}",
+            pace.average()
+        );
         // …and a run of short ones turns it back on.
         for _ in 0..100 {
             pace.record(Duration::from_micros(20));
         }
-        assert!(pace.allows_prefetch(wait), "average {:?}", pace.average());
+        assert!(
+            pace.allows_prefetch(wait, 8),
+            "average {:?}",
+            pace.average()
+        );
     }
 }
