@@ -21,9 +21,15 @@
 //!   request, which end it without its handler ever running.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::OwnedSemaphorePermit;
+use keel_models::job;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::runner::{Claimed, Outcome, Runner};
+use crate::supervisor;
 
 /// What a delivery read by the fetch loop holds: a handler slot, or a place ahead of one.
 pub enum Permit {
@@ -65,6 +71,77 @@ impl Pace {
     /// nothing ahead before it dies spends no attempts of jobs it never ran.
     pub fn allows_prefetch(&self, prefetch_wait: Duration, warm_up: u64) -> bool {
         self.samples.load(Ordering::Relaxed) >= warm_up && self.average() * 10 <= prefetch_wait
+    }
+}
+
+impl Runner {
+    /// Runs a job started ahead of a free slot: heartbeated while it waits for the first slot
+    /// that frees up, then run as [`Self::run`] does. Without a slot within `prefetch_wait`, or
+    /// on shutdown, it is handed back (its attempt uncounted); a cancel request ends it
+    /// `cancelled` without its handler ever running.
+    pub async fn run_ahead(
+        &self,
+        claimed: Claimed,
+        ahead: OwnedSemaphorePermit,
+        slots: Arc<Semaphore>,
+        shutdown: &CancellationToken,
+        hard_stop: &CancellationToken,
+    ) -> Outcome {
+        let (id, attempt) = (claimed.started.id, claimed.started.attempt);
+        let tracked = self.supervisor.track(id, attempt, hard_stop);
+        let waiting = metrics::gauge!("keel_worker_jobs_ahead");
+        waiting.increment(1);
+        let slot = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => None,
+            _ = tracked.token.cancelled() => None,
+            slot = slots.acquire_owned() => slot.ok(),
+            _ = tokio::time::sleep(self.config.prefetch_wait) => None,
+        };
+        waiting.decrement(1);
+        let state = tracked.state();
+        // Untracked before `run` tracks it again (dropping a registration removes its id).
+        drop(tracked);
+        drop(ahead);
+        if let Some(slot) = slot {
+            return self.run(claimed, Some(slot), hard_stop).await;
+        }
+        let pool = &self.services.pool;
+        let (reason, outcome) = match state {
+            supervisor::LOST => ("lost", Outcome::Superseded),
+            supervisor::CANCEL_REQUESTED => {
+                let cancelled = async {
+                    let mut conn = pool.acquire().await?;
+                    job::mark_cancelled(&mut conn, id, attempt).await
+                };
+                let outcome = match cancelled.await {
+                    Ok(true) => Outcome::Cancelled,
+                    Ok(false) => Outcome::Superseded,
+                    Err(e) => Outcome::LedgerError(e.to_string()),
+                };
+                ("cancelled", outcome)
+            }
+            _ => {
+                let reason = if shutdown.is_cancelled() || hard_stop.is_cancelled() {
+                    "shutdown"
+                } else {
+                    "no_slot"
+                };
+                let outcome = match job::hand_back(pool, id, attempt, true).await {
+                    Ok(_) => Outcome::HandedBack,
+                    Err(e) => Outcome::LedgerError(e.to_string()),
+                };
+                (reason, outcome)
+            }
+        };
+        // Many `no_slot` returns mean this worker starts ahead more than its slots can take.
+        metrics::counter!("keel_worker_jobs_ahead_returned_total", "reason" => reason).increment(1);
+        let entry = (claimed.delivery.queue, claimed.delivery.entry_id);
+        if let Err(e) = self.lane.ack_batch(std::slice::from_ref(&entry)).await {
+            tracing::debug!(error = %e, "ack failed");
+        }
+        tracing::debug!(job_id = %id, ?outcome, "job started ahead ended without a slot");
+        outcome
     }
 }
 
