@@ -104,27 +104,9 @@ const PUSH_TIMEOUT: Duration = Duration::from_millis(500);
 /// When Redis is down, slow or the window is full, clear `dispatched_at` so the relay takes the
 /// row on its next tick. Never fails the submit: the row is already durable.
 pub async fn dispatch_after_commit(lane: &Lane, pool: &PgPool, job: &JobRow) {
-    if job.dispatched_at.is_none() {
-        return; // not due yet, or left to the relay on purpose
-    }
-    let pushed = tokio::time::timeout(PUSH_TIMEOUT, lane.push_if_room(&job.queue, job.id)).await;
-    let ok = match pushed {
-        Ok(Ok(true)) => true,
-        Ok(Ok(false)) => false,
-        Ok(Err(e)) => {
-            tracing::warn!(job_id = %job.id, error = %e, "push to Redis failed; the relay will dispatch the job");
-            false
-        }
-        Err(_) => {
-            tracing::warn!(job_id = %job.id, "push to Redis timed out; the relay will dispatch the job");
-            false
-        }
-    };
-    if !ok {
-        if let Err(e) = keel_models::job::set_dispatched(pool, &[job.id], false).await {
-            // The relay still re-dispatches it after `redispatch_after`.
-            tracing::warn!(job_id = %job.id, error = %e, "could not clear dispatched_at");
-        }
+    // Not due yet, or left to the relay on purpose: nothing to push.
+    if let Some(due) = to_dispatch(job) {
+        dispatch_many_after_commit(lane, pool, &[due]).await;
     }
 }
 
@@ -172,9 +154,8 @@ pub async fn dispatch_many_after_commit(lane: &Lane, pool: &PgPool, jobs: &[(Str
 /// Like [`dispatch_after_commit`] for a row whose `dispatched_at` is still NULL (e.g. a retried
 /// job): push it, and on success stamp `dispatched_at` so the relay does not push it again.
 pub async fn dispatch_after_commit_marking(lane: &Lane, pool: &PgPool, job: &JobRow) {
-    if let Ok(Ok(true)) =
-        tokio::time::timeout(PUSH_TIMEOUT, lane.push_if_room(&job.queue, job.id)).await
-    {
+    let pushed = lane.push_many_if_room(&job.queue, std::slice::from_ref(&job.id));
+    if let Ok(Ok(1)) = tokio::time::timeout(PUSH_TIMEOUT, pushed).await {
         if let Err(e) = keel_models::job::set_dispatched(pool, &[job.id], true).await {
             tracing::debug!(job_id = %job.id, error = %e, "could not stamp dispatched_at");
         }

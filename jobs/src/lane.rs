@@ -16,7 +16,6 @@ use uuid::Uuid;
 
 pub const GROUP: &str = "keel";
 
-/// Pushes only while the stream is under its window; returns 1 when pushed, 0 when full.
 /// Pushes ids (ARGV[2..]) in order while the stream holds fewer than ARGV[1] entries; answers
 /// how many it pushed (the first n).
 const PUSH_IF_ROOM: &str = r#"
@@ -164,22 +163,9 @@ impl Lane {
         Ok(())
     }
 
-    /// Post-commit push from a producer: `Ok(false)` when the queue's window is full (the relay
-    /// will dispatch it when there is room).
-    pub async fn push_if_room(&self, queue: &str, id: Uuid) -> Result<bool, RedisError> {
-        let mut conn = self.conn.clone();
-        let pushed: i64 = self
-            .push_script
-            .key(self.stream_key(queue))
-            .arg(self.window)
-            .arg(id.to_string())
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(pushed == 1)
-    }
-
-    /// [`Lane::push_if_room`] for several ids of one queue in one round trip: pushes them in
-    /// order while the window has room and answers how many (the first n) it pushed.
+    /// Post-commit push from a producer, for one or several ids of one queue in one round trip:
+    /// pushes them in order while the queue's window has room and answers how many (the first
+    /// n) it pushed; the relay dispatches the rest when there is room.
     pub async fn push_many_if_room(&self, queue: &str, ids: &[Uuid]) -> Result<usize, RedisError> {
         if ids.is_empty() {
             return Ok(0);
