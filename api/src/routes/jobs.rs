@@ -97,8 +97,8 @@ pub(crate) async fn accept(
         inserted
     } else {
         // Nothing to commit with: the insert joins concurrent submits in one statement and one
-        // commit (group commit), durable and pushed when it returns. (Producers with business
-        // data call `ledger::insert` inside their own transaction.)
+        // commit (group commit), durable when it returns and pushed right after. (Producers
+        // with business data call `ledger::insert` inside their own transaction.)
         state.submitter.submit(new).await?
     };
     match inserted {
