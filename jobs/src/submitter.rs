@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use keel_models::held::Held;
 use keel_models::job::{self, Inserted, NewJob};
 use keel_models::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -41,12 +42,12 @@ pub struct Submitter {
 
 impl Submitter {
     /// Spawns the batching task on the current Tokio runtime. It inserts through connections
-    /// of its own that plan the batch statement once ([`keel_models::db::generic_plan_pool`]).
+    /// of its own that plan the batch statement once and skip the pool's pings ([`Held`]).
     pub fn spawn(pool: PgPool, lane: Lane) -> Self {
-        let pool = keel_models::db::generic_plan_pool(&pool, IN_FLIGHT as u32);
+        let held = Held::generic_plans(&pool, IN_FLIGHT);
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let batches = TaskTracker::new();
-        tokio::spawn(run(rx, pool, lane, batches.clone()));
+        tokio::spawn(run(rx, pool, held, lane, batches.clone()));
         Self { tx, batches }
     }
 
@@ -79,6 +80,7 @@ fn stopped() -> sqlx::Error {
 async fn run(
     mut rx: mpsc::Receiver<(NewJob, Reply)>,
     pool: PgPool,
+    held: Held,
     lane: Lane,
     batches: TaskTracker,
 ) {
@@ -96,17 +98,17 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let (pool, lane) = (pool.clone(), lane.clone());
+        let (pool, held, lane) = (pool.clone(), held.clone(), lane.clone());
         batches.spawn(async move {
-            commit(&pool, &lane, batch).await;
+            commit(&pool, &held, &lane, batch).await;
             drop(permit);
         });
     }
 }
 
-async fn commit(pool: &PgPool, lane: &Lane, batch: Vec<(NewJob, Reply)>) {
+async fn commit(pool: &PgPool, held: &Held, lane: &Lane, batch: Vec<(NewJob, Reply)>) {
     let (news, replies): (Vec<NewJob>, Vec<Reply>) = batch.into_iter().unzip();
-    let results = match insert(pool, &news).await {
+    let results = match insert(held, &news).await {
         Ok(all) => all.into_iter().map(Ok).collect(),
         Err(e) if news.len() == 1 => vec![Err(e)],
         Err(e) => {
@@ -114,7 +116,7 @@ async fn commit(pool: &PgPool, lane: &Lane, batch: Vec<(NewJob, Reply)>) {
             let mut each = Vec::with_capacity(news.len());
             for new in &news {
                 each.push(
-                    insert(pool, std::slice::from_ref(new))
+                    insert(held, std::slice::from_ref(new))
                         .await
                         .map(|mut v| v.pop().expect("one answer per row")),
                 );
@@ -135,7 +137,12 @@ async fn commit(pool: &PgPool, lane: &Lane, batch: Vec<(NewJob, Reply)>) {
     enqueue::dispatch_many_after_commit(lane, pool, &due).await;
 }
 
-async fn insert(pool: &PgPool, news: &[NewJob]) -> sqlx::Result<Vec<Inserted>> {
-    let mut conn = pool.acquire().await?;
-    job::insert_batch(&mut conn, news).await
+async fn insert(held: &Held, news: &[NewJob]) -> sqlx::Result<Vec<Inserted>> {
+    let mut conn = held.acquire().await?;
+    let inserted = job::insert_batch(&mut conn, news).await;
+    // A row the database refused leaves the connection fine; anything else may not have.
+    if matches!(&inserted, Ok(_) | Err(sqlx::Error::Database(_))) {
+        conn.keep();
+    }
+    inserted
 }

@@ -21,6 +21,7 @@ pub mod billing;
 pub mod billing_tasks;
 pub mod crypto;
 pub mod db;
+pub mod held;
 pub mod jira;
 pub mod job;
 pub mod metering;
