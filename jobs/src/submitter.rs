@@ -140,9 +140,6 @@ async fn commit(pool: &PgPool, held: &Held, lane: &Lane, batch: Vec<(NewJob, Rep
 async fn insert(held: &Held, news: &[NewJob]) -> sqlx::Result<Vec<Inserted>> {
     let mut conn = held.acquire().await?;
     let inserted = job::insert_batch(&mut conn, news).await;
-    // A row the database refused leaves the connection fine; anything else may not have.
-    if matches!(&inserted, Ok(_) | Err(sqlx::Error::Database(_))) {
-        conn.keep();
-    }
+    conn.release_after(&inserted);
     inserted
 }

@@ -4,9 +4,10 @@
 //! pool, and another before each use unless `test_before_acquire(false)`. On the paths that
 //! run one statement per batch (the API's group-commit submits), that is a second round trip
 //! per statement, and the connection cannot serve the next batch until its ping is answered.
-//! [`Held`] keeps its connections instead: a connection goes back only when the caller says
-//! its statement succeeded ([`HeldConn::keep`]); one dropped without `keep` (an error, or a
-//! future cancelled mid-statement) is closed, and the next use opens a fresh one. So a broken
+//! [`Held`] keeps its connections instead: a connection goes back only when the caller hands
+//! it the statement's answer and that answer shows the connection is sound
+//! ([`HeldConn::release_after`]); one dropped otherwise (an I/O error, or a future cancelled
+//! mid-statement) is closed, and the next use opens a fresh one. So a broken
 //! connection costs one failed batch, as with the pool, and never a second.
 
 use std::ops::{Deref, DerefMut};
@@ -68,7 +69,7 @@ impl Held {
     }
 }
 
-/// A connection out of [`Held`]; closed on drop unless [`HeldConn::keep`] gives it back.
+/// A connection out of [`Held`]; closed on drop unless [`HeldConn::release_after`] gives it back.
 pub struct HeldConn {
     conn: Option<(PgConnection, Instant)>,
     home: Arc<Mutex<Vec<(PgConnection, Instant)>>>,
@@ -76,9 +77,13 @@ pub struct HeldConn {
 }
 
 impl HeldConn {
-    /// Gives the connection back for the next batch: call it only after a statement that
-    /// completed (successfully or with a database error), never after a cancelled one.
-    pub fn keep(mut self) {
+    /// Gives the connection back for the next batch if `answer` (its last statement's) shows
+    /// it sound: a success, or a row the database refused. Any other error (I/O, protocol, a
+    /// closed pool) closes it.
+    pub fn release_after<T>(mut self, answer: &sqlx::Result<T>) {
+        if !matches!(answer, Ok(_) | Err(sqlx::Error::Database(_))) {
+            return;
+        }
         if let Some(c) = self.conn.take() {
             self.home.lock().unwrap_or_else(|e| e.into_inner()).push(c);
         }

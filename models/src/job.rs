@@ -324,7 +324,7 @@ pub struct Started {
 /// the at-least-once contract handlers already honour. Finishes, which carry results, keep
 /// synchronous commits, and WAL order means a flushed finish implies its start was flushed too.
 pub async fn start_many(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     ids: &[Uuid],
     lease: Duration,
 ) -> sqlx::Result<Vec<Started>> {
@@ -361,7 +361,7 @@ pub async fn start_many(
         ids,
         interval(lease)
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
 }
 

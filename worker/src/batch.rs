@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 
 use keel_jobs::lane::Lane;
+use keel_models::held::Held;
 use keel_models::PgPool;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -33,9 +34,10 @@ pub struct Completions {
 }
 
 impl Completions {
-    pub fn spawn(pool: PgPool, lane: Lane) -> Self {
+    /// One batch at a time, on a connection of its own ([`Held`]).
+    pub fn spawn(pool: &PgPool, lane: Lane) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(rx, pool, lane));
+        tokio::spawn(run(rx, Held::generic_plans(pool, 1), lane));
         Self { tx }
     }
 
@@ -62,7 +64,7 @@ impl Completions {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Item>, pool: PgPool, lane: Lane) {
+async fn run(mut rx: mpsc::Receiver<Item>, held: Held, lane: Lane) {
     while let Some(first) = rx.recv().await {
         let mut items = vec![first];
         while items.len() < MAX_BATCH {
@@ -76,8 +78,10 @@ async fn run(mut rx: mpsc::Receiver<Item>, pool: PgPool, lane: Lane) {
         let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
         let results: Vec<Value> = items.iter().map(|i| i.result.clone()).collect();
         let recorded = async {
-            let mut conn = pool.acquire().await?;
-            keel_models::job::succeed_many(&mut conn, &ids, &results).await
+            let mut conn = held.acquire().await?;
+            let applied = keel_models::job::succeed_many(&mut conn, &ids, &results).await;
+            conn.release_after(&applied);
+            applied
         }
         .await;
         match recorded {

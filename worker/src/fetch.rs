@@ -55,8 +55,8 @@ impl Worker {
         // Priority lanes first: XREADGROUP answers streams in the order asked and the fetch
         // loop starts the first entries, so a priority tenant's job overtakes the backlog.
         let queues = keel_jobs::lane::with_priority_lanes(&queues);
-        // Two claims, one success batch and one heartbeat at a time.
-        let batches = keel_models::db::generic_plan_pool(&services.pool, 4);
+        // Heartbeats (claims and success batches hold connections of their own).
+        let batches = keel_models::db::generic_plan_pool(&services.pool, 1);
         let supervisor = Supervisor::new(batches.clone(), config.lease);
         let relay = Relay::new(
             services.pool.clone(),
@@ -68,8 +68,8 @@ impl Worker {
         );
         Self {
             runner: Arc::new(Runner {
-                completions: Completions::spawn(batches.clone(), lane.clone()),
-                batches,
+                completions: Completions::spawn(&services.pool, lane.clone()),
+                claims: keel_models::held::Held::generic_plans(&services.pool, CLAIMS_IN_FLIGHT),
                 registry,
                 services,
                 supervisor,

@@ -57,8 +57,8 @@ pub struct Runner {
     pub config: WorkerConfig,
     pub lane: Lane,
     pub completions: Completions,
-    /// Connections for the batch statements (see [`keel_models::db::generic_plan_pool`]).
-    pub batches: keel_models::PgPool,
+    /// The guarded starts' connections, one per claim in flight (no pool pings on this path).
+    pub claims: keel_models::held::Held,
     /// This worker's handler times, which decide whether it starts jobs ahead of free slots.
     pub pace: Pace,
 }
@@ -75,7 +75,13 @@ impl Runner {
     /// whose start ended them (attempts exhausted by lost workers, cancel requested) too.
     pub async fn start(&self, deliveries: Vec<Delivery>) -> (Vec<Claimed>, Vec<Outcome>) {
         let ids: Vec<Uuid> = deliveries.iter().filter_map(|d| d.job_id).collect();
-        let mut started = match job::start_many(&self.batches, &ids, self.config.lease).await {
+        let started = async {
+            let mut conn = self.claims.acquire().await?;
+            let started = job::start_many(&mut conn, &ids, self.config.lease).await;
+            conn.release_after(&started);
+            started
+        };
+        let mut started = match started.await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "start failed; the relay will dispatch these jobs again");
