@@ -414,6 +414,41 @@ async fn an_unknown_event_type_is_stored_acknowledged_and_ignored() {
     assert_eq!(ev["api_version"], API_VERSION);
 }
 
+/// Stripe retries an event that is not answered 2xx in time; Keel answers once the event and
+/// its job are committed, whatever Redis is doing, and the relay pushes the job later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_delivered_while_redis_is_down_is_acknowledged_and_processed_once_it_is_back() {
+    let mut redis = PrivateRedis::start();
+    let env = TestEnv::with_redis(&redis.url(), |s| {
+        s.stripe_webhook_secrets = Some(SecretString::from(format!("{SECRET_OLD},{SECRET_NEW}")))
+    })
+    .await;
+    env.spawn_worker(|_| {});
+    redis.stop();
+    let answer = deliver(&env, &unknown_event()).await;
+    assert_eq!(answer["duplicate"], false, "{answer}");
+    let job = count(
+        &env,
+        "SELECT count(*) FROM jobs WHERE kind = 'stripe.event' AND status = 'queued'",
+    )
+    .await;
+    assert_eq!(job, 1);
+    // The push after the answer failed, and the row says so: the relay will dispatch it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while count(
+        &env,
+        "SELECT count(*) FROM jobs WHERE dispatched_at IS NULL",
+    )
+    .await
+        != 1
+    {
+        assert!(Instant::now() < deadline, "dispatched_at never cleared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    redis.restart();
+    processed(&env, "evt_unknown_1", "ignored").await;
+}
+
 #[tokio::test]
 async fn a_subscription_event_is_stored_processed_and_shown_to_the_tenant() {
     let env = env().await;

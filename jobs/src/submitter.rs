@@ -36,6 +36,8 @@ type Reply = oneshot::Sender<sqlx::Result<Inserted>>;
 #[derive(Clone)]
 pub struct Submitter {
     tx: mpsc::Sender<(NewJob, Reply)>,
+    pool: PgPool,
+    lane: Lane,
     /// Batches committing or pushing, so a stopping API can let their pushes finish.
     batches: TaskTracker,
 }
@@ -47,8 +49,13 @@ impl Submitter {
         let held = Held::generic_plans(&pool, IN_FLIGHT);
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let batches = TaskTracker::new();
-        tokio::spawn(run(rx, pool, held, lane, batches.clone()));
-        Self { tx, batches }
+        tokio::spawn(run(rx, pool.clone(), held, lane.clone(), batches.clone()));
+        Self {
+            tx,
+            pool,
+            lane,
+            batches,
+        }
     }
 
     /// Waits (up to `limit`) for the batches under way to commit and push: called after the
@@ -61,6 +68,18 @@ impl Submitter {
             .is_err()
         {
             tracing::warn!("submit batches still pushing at shutdown; the relay will push them");
+        }
+    }
+
+    /// For a job its caller committed in a transaction of its own (with business rows): pushes
+    /// it to Redis in the background, as the batches do, so the caller answers without waiting
+    /// on Redis. [`Self::settle`] waits for these pushes too.
+    pub fn dispatch_later(&self, job: &keel_models::job::Job) {
+        if let Some(due) = enqueue::to_dispatch(job) {
+            let (pool, lane) = (self.pool.clone(), self.lane.clone());
+            self.batches.spawn(async move {
+                enqueue::dispatch_many_after_commit(&lane, &pool, &[due]).await;
+            });
         }
     }
 

@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use keel_billing::{Interval, Overage};
-use keel_jobs::enqueue;
 use keel_models::billing::{events, stats};
 use keel_models::job::{self as ledger, Inserted};
 use serde_json::{json, Value};
@@ -88,7 +87,7 @@ pub async fn replay(
         Inserted::New(j) | Inserted::Existing(j) => j,
     };
     tx.commit().await?;
-    enqueue::dispatch_after_commit(&state.lane, &state.pool, &row).await;
+    state.submitter.dispatch_later(&row);
     tracing::info!(event_id = %id, job_id = %row.id, "Stripe event replay enqueued");
     Ok((
         StatusCode::ACCEPTED,

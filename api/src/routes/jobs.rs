@@ -92,7 +92,7 @@ pub(crate) async fn accept(
         }
         tx.commit().await?;
         if let Inserted::New(job) = &inserted {
-            enqueue::dispatch_after_commit(&state.lane, &state.pool, job).await;
+            state.submitter.dispatch_later(job);
         }
         inserted
     } else {

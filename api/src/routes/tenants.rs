@@ -44,7 +44,7 @@ pub async fn create(
     }
     tx.commit().await?;
     if let Some(job) = &customer_job {
-        keel_jobs::enqueue::dispatch_after_commit(&state.lane, &state.pool, job).await;
+        state.submitter.dispatch_later(job);
     }
     tracing::info!(tenant_id = %created.tenant.id, "tenant created");
     Ok((

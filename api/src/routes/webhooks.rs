@@ -122,7 +122,7 @@ pub async fn stripe(
         Inserted::New(j) | Inserted::Existing(j) => j,
     };
     tx.commit().await?;
-    enqueue::dispatch_after_commit(&state.lane, &state.pool, &row).await;
+    state.submitter.dispatch_later(&row);
     tracing::info!(event_id = %event.id, kind = %event.kind, job_id = %row.id, "Stripe event stored");
     Ok((
         StatusCode::OK,
