@@ -1,8 +1,9 @@
 //! `keel-bench`: Keel's adapter for the side-by-side queue benchmark in `../shared/peers`
 //! (protocol in its README). Not part of the product; see README § Benchmarks.
 //!
-//! `KEEL_BENCH_MODE=durable` (default): the full spine — every job is a Postgres row inserted in
-//! its own transaction and pushed to Redis; workers run the real `Worker` (guarded start and
+//! `KEEL_BENCH_MODE=durable` (default): the full spine — every job is a Postgres row committed
+//! through the API's submit path (the group-commit submitter; one awaited submit per job, so
+//! each commits alone) and pushed to Redis; workers run the real `Worker` (guarded start and
 //! finish in the ledger, relay, heartbeats), so each job's status and result are durable.
 //! `KEEL_BENCH_MODE=queue`: the Redis fast lane alone (XADD / XREADGROUP / XACK+XDEL), i.e.
 //! what Keel's queue path costs without the ledger.
@@ -18,6 +19,7 @@ use keel::settings::Settings;
 use keel::startup::Keel;
 use keel_jobs::enqueue::{self, Submit};
 use keel_jobs::lane::Lane;
+use keel_jobs::submitter::Submitter;
 use keel_jobs::{Job, JobContext, JobError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -104,7 +106,7 @@ fn payload(n: u64, ts: Option<u128>) -> Value {
     }
 }
 
-async fn enqueue_durable(k: &Keel, n: u64, ts: Option<u128>) {
+async fn enqueue_durable(k: &Keel, submitter: &Submitter, n: u64, ts: Option<u128>) {
     let submit = Submit {
         kind: BenchNoop::NAME.into(),
         args: payload(n, ts),
@@ -113,16 +115,9 @@ async fn enqueue_durable(k: &Keel, n: u64, ts: Option<u128>) {
         max_attempts: None,
     };
     let new = enqueue::prepare(&k.registry, &k.services, None, submit).expect("valid");
-    // As `POST /api/jobs` does: one autocommitted INSERT, durable when it returns.
-    let mut conn = k.pool.acquire().await.expect("connection");
-    let job = match keel_models::job::insert(&mut conn, &new)
-        .await
-        .expect("insert")
-    {
-        keel_models::job::Inserted::New(j) | keel_models::job::Inserted::Existing(j) => j,
-    };
-    drop(conn);
-    enqueue::dispatch_after_commit(&k.lane, &k.pool, &job).await;
+    // The path `POST /api/jobs` takes: the group-commit submitter answers once the row is
+    // committed (durable) and pushes it to Redis right after.
+    submitter.submit(new).await.expect("insert");
 }
 
 async fn enqueue_queue(
@@ -158,6 +153,9 @@ async fn main() {
                 ((a * b) as u64, Some(a))
             };
             let k = if queue_mode { None } else { Some(keel().await) };
+            let submitter = k
+                .as_ref()
+                .map(|k| Submitter::spawn(k.pool.clone(), k.lane.clone()));
             if let (Some(k), "enqueue") = (&k, cmd) {
                 sqlx::query("TRUNCATE jobs CASCADE")
                     .execute(&k.pool)
@@ -178,10 +176,14 @@ async fn main() {
                 } else {
                     None
                 };
-                match &k {
-                    Some(k) => enqueue_durable(k, i, ts).await,
-                    None => enqueue_queue(&lane, &mut conn, i, ts).await,
+                match (&k, &submitter) {
+                    (Some(k), Some(submitter)) => enqueue_durable(k, submitter, i, ts).await,
+                    _ => enqueue_queue(&lane, &mut conn, i, ts).await,
                 }
+            }
+            // Counted: the enqueue is over when the last pushes have reached Redis.
+            if let Some(submitter) = &submitter {
+                submitter.settle(Duration::from_secs(10)).await;
             }
             let secs = t0.elapsed().as_secs_f64();
             if cmd == "enqueue" {
