@@ -91,7 +91,7 @@ pub async fn check(state: &AppState, tenant: Uuid) -> Result<(), ApiError> {
         None => {
             let plan_id = keel_models::billing::subscriptions::get(&state.pool, tenant)
                 .await?
-                .map(|s| s.plan_id);
+                .map(|s| s.state.plan_id);
             let catalog = &state.billing.catalog;
             let plan = plan_id
                 .and_then(|id| catalog.plan(&id))

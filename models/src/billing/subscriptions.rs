@@ -5,30 +5,19 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+/// A stored subscription: its [`SubscriptionState`] (read as `sub.plan_id` through `Deref`)
+/// and when the row was created and last changed. Serialises flat, as one object.
 #[derive(Debug, Clone, Serialize)]
 pub struct Subscription {
-    pub tenant_id: Uuid,
-    pub mode: String,
-    pub plan_id: String,
-    pub billing_interval: String,
-    pub status: String,
-    pub add_ons: Vec<String>,
-    pub current_period_start: Option<DateTime<Utc>>,
-    pub current_period_end: Option<DateTime<Utc>>,
-    pub cancel_at_period_end: bool,
-    pub canceled_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub trial_end: Option<DateTime<Utc>>,
-    pub stripe_customer_id: Option<String>,
-    pub stripe_subscription_id: Option<String>,
-    pub catalog_version: i32,
+    #[serde(flatten)]
+    pub state: SubscriptionState,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-/// The whole state to store (both modes write every field: the caller read-modify-writes
-/// under [`lock`]).
-#[derive(Debug, Clone)]
+/// What a subscription is, and what [`upsert`] stores (both modes write every field: the caller
+/// read-modify-writes under [`lock`]).
+#[derive(Debug, Clone, Serialize)]
 pub struct SubscriptionState {
     pub tenant_id: Uuid,
     pub mode: String,
@@ -47,32 +36,49 @@ pub struct SubscriptionState {
     pub catalog_version: i32,
 }
 
+impl std::ops::Deref for Subscription {
+    type Target = SubscriptionState;
+    fn deref(&self) -> &SubscriptionState {
+        &self.state
+    }
+}
+
 impl From<Subscription> for SubscriptionState {
     fn from(s: Subscription) -> Self {
-        Self {
-            tenant_id: s.tenant_id,
-            mode: s.mode,
-            plan_id: s.plan_id,
-            billing_interval: s.billing_interval,
-            status: s.status,
-            add_ons: s.add_ons,
-            current_period_start: s.current_period_start,
-            current_period_end: s.current_period_end,
-            cancel_at_period_end: s.cancel_at_period_end,
-            canceled_at: s.canceled_at,
-            ended_at: s.ended_at,
-            trial_end: s.trial_end,
-            stripe_customer_id: s.stripe_customer_id,
-            stripe_subscription_id: s.stripe_subscription_id,
-            catalog_version: s.catalog_version,
-        }
+        s.state
     }
+}
+
+/// A [`Subscription`] from a row with every column of `billing_subscriptions`.
+macro_rules! subscription {
+    ($r:ident) => {
+        Subscription {
+            state: SubscriptionState {
+                tenant_id: $r.tenant_id,
+                mode: $r.mode,
+                plan_id: $r.plan_id,
+                billing_interval: $r.billing_interval,
+                status: $r.status,
+                add_ons: $r.add_ons,
+                current_period_start: $r.current_period_start,
+                current_period_end: $r.current_period_end,
+                cancel_at_period_end: $r.cancel_at_period_end,
+                canceled_at: $r.canceled_at,
+                ended_at: $r.ended_at,
+                trial_end: $r.trial_end,
+                stripe_customer_id: $r.stripe_customer_id,
+                stripe_subscription_id: $r.stripe_subscription_id,
+                catalog_version: $r.catalog_version,
+            },
+            created_at: $r.created_at,
+            updated_at: $r.updated_at,
+        }
+    };
 }
 
 macro_rules! select_sub {
     ($tail:literal, $($arg:expr),*) => {
-        sqlx::query_as!(
-            Subscription,
+        sqlx::query!(
             r#"SELECT tenant_id, mode, plan_id, billing_interval, status, add_ons,
                       current_period_start, current_period_end, cancel_at_period_end, canceled_at,
                       ended_at, trial_end, stripe_customer_id, stripe_subscription_id,
@@ -80,6 +86,7 @@ macro_rules! select_sub {
                FROM billing_subscriptions "# + $tail,
             $($arg),*
         )
+        .map(|r| subscription!(r))
     };
 }
 
@@ -97,8 +104,7 @@ pub async fn lock(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<Opti
 }
 
 pub async fn upsert(conn: &mut PgConnection, s: &SubscriptionState) -> sqlx::Result<Subscription> {
-    sqlx::query_as!(
-        Subscription,
+    sqlx::query!(
         r#"INSERT INTO billing_subscriptions
              (tenant_id, mode, plan_id, billing_interval, status, add_ons, current_period_start,
               current_period_end, cancel_at_period_end, canceled_at, ended_at, trial_end,
@@ -134,6 +140,7 @@ pub async fn upsert(conn: &mut PgConnection, s: &SubscriptionState) -> sqlx::Res
         s.stripe_subscription_id,
         s.catalog_version
     )
+    .map(|r| subscription!(r))
     .fetch_one(conn)
     .await
 }
