@@ -638,31 +638,9 @@ fn max_in_flight(arrivals: &[std::time::Instant], delay: std::time::Duration) ->
 }
 
 async fn set_add_ons(env: &TestEnv, tenant: Uuid, status: &str, add_ons: &[&str]) {
-    let now = chrono::Utc::now();
-    let mut tx = env.keel.pool.begin().await.unwrap();
-    keel_models::billing::subscriptions::upsert(
-        &mut tx,
-        &keel_models::billing::subscriptions::SubscriptionState {
-            tenant_id: tenant,
-            mode: "local".into(),
-            plan_id: "team".into(),
-            billing_interval: "month".into(),
-            status: status.into(),
-            add_ons: add_ons.iter().map(|s| s.to_string()).collect(),
-            current_period_start: Some(now - chrono::Duration::days(3)),
-            current_period_end: Some(now + chrono::Duration::days(27)),
-            cancel_at_period_end: false,
-            canceled_at: None,
-            ended_at: None,
-            trial_end: None,
-            stripe_customer_id: None,
-            stripe_subscription_id: None,
-            catalog_version: 1,
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    let mut sub = subscriptions::team(tenant, status);
+    sub.add_ons = add_ons.iter().map(|s| s.to_string()).collect();
+    subscriptions::store(env, &sub).await;
 }
 
 #[tokio::test]

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration as Span, NaiveDate, TimeZone, Utc};
 use keel_models::billing::ledger::{self, CreditGrant, Invoice, Purchase};
-use keel_models::billing::subscriptions::{self, SubscriptionState};
 use keel_models::billing_tasks as bt;
 use keel_models::job::{JobStatus, NewJob};
 use keel_models::metering::{self, NewReservation};
@@ -446,30 +445,12 @@ async fn subscribe(
     trial_end: Option<DateTime<Utc>>,
     cancel_at: Option<DateTime<Utc>>,
 ) {
-    let mut tx = env.keel.pool.begin().await.unwrap();
-    subscriptions::upsert(
-        &mut tx,
-        &SubscriptionState {
-            tenant_id: tenant,
-            mode: "local".into(),
-            plan_id: "team".into(),
-            billing_interval: "month".into(),
-            status: status.into(),
-            add_ons: Vec::new(),
-            current_period_start: cancel_at.map(|e| e - Span::days(30)),
-            current_period_end: cancel_at,
-            cancel_at_period_end: cancel_at.is_some(),
-            canceled_at: None,
-            ended_at: None,
-            trial_end,
-            stripe_customer_id: None,
-            stripe_subscription_id: None,
-            catalog_version: 1,
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    let mut sub = subscriptions::team(tenant, status);
+    sub.current_period_start = cancel_at.map(|e| e - Span::days(30));
+    sub.current_period_end = cancel_at;
+    sub.cancel_at_period_end = cancel_at.is_some();
+    sub.trial_end = trial_end;
+    subscriptions::store(env, &sub).await;
 }
 
 async fn grant(

@@ -270,31 +270,7 @@ async fn credits_cover_usage_past_the_allowance_oldest_expiry_first_and_return_o
 }
 
 async fn subscribe(env: &TestEnv, tenant: Uuid, status: &str) {
-    let now = Utc::now();
-    let mut tx = env.keel.pool.begin().await.unwrap();
-    keel_models::billing::subscriptions::upsert(
-        &mut tx,
-        &SubscriptionState {
-            tenant_id: tenant,
-            mode: "local".into(),
-            plan_id: "team".into(),
-            billing_interval: "month".into(),
-            status: status.into(),
-            add_ons: Vec::new(),
-            current_period_start: Some(now - chrono::Duration::days(3)),
-            current_period_end: Some(now + chrono::Duration::days(27)),
-            cancel_at_period_end: false,
-            canceled_at: None,
-            ended_at: None,
-            trial_end: None,
-            stripe_customer_id: None,
-            stripe_subscription_id: None,
-            catalog_version: 1,
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    subscriptions::store(env, &subscriptions::team(tenant, status)).await;
 }
 
 #[tokio::test]

@@ -333,30 +333,15 @@ async fn while_stripe_fails_the_breaker_opens_and_defers_jobs_without_spending_a
 
 /// A live Stripe-managed subscription in Keel's copy, as the webhooks would have left it.
 async fn stripe_subscription_row(env: &TestEnv, tenant: Uuid) {
-    let mut conn = env.keel.pool.acquire().await.unwrap();
     let start = Utc::now() - chrono::Duration::days(1);
-    keel_models::billing::subscriptions::upsert(
-        &mut conn,
-        &keel_models::billing::subscriptions::SubscriptionState {
-            tenant_id: tenant,
-            mode: "stripe".into(),
-            plan_id: "starter".into(),
-            billing_interval: "month".into(),
-            status: "active".into(),
-            add_ons: Vec::new(),
-            current_period_start: Some(start),
-            current_period_end: Some(start + chrono::Duration::days(30)),
-            cancel_at_period_end: false,
-            canceled_at: None,
-            ended_at: None,
-            trial_end: None,
-            stripe_customer_id: Some("cus_keel1".into()),
-            stripe_subscription_id: Some("sub_keel1".into()),
-            catalog_version: 1,
-        },
-    )
-    .await
-    .unwrap();
+    let mut sub = subscriptions::team(tenant, "active");
+    sub.mode = "stripe".into();
+    sub.plan_id = "starter".into();
+    sub.current_period_start = Some(start);
+    sub.current_period_end = Some(start + chrono::Duration::days(30));
+    sub.stripe_customer_id = Some("cus_keel1".into());
+    sub.stripe_subscription_id = Some("sub_keel1".into());
+    subscriptions::store(env, &sub).await;
 }
 
 #[tokio::test]

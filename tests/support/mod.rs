@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod stripe;
+pub mod subscriptions;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
