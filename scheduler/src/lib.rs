@@ -3,7 +3,7 @@
 //!
 //! The scheduler only ever enqueues; workers do the work. Each [`Task`] has a cron schedule
 //! (with seconds, read in the task's time zone: UTC unless configured, see [`Schedules`]; ticks
-//! are UTC instants, and daylight saving time is handled as `task.rs` documents) and a function
+//! are UTC instants, and daylight saving time is handled as `ticks.rs` documents) and a function
 //! from the tick to the job it enqueues. Once a second, [`Scheduler::tick_at`] works out each
 //! task's *due ticks* and, for each, runs one transaction: record the tick in `schedule_runs` (primary key `(task, tick)`, `ON CONFLICT DO
 //! NOTHING`), then insert the job. Replicas racing for the same tick serialise on that primary
@@ -21,18 +21,26 @@
 //! transaction that inserts it. The billing tasks (`billing.rs`) are built on both kinds.
 //!
 //! Time comes from an injectable [`Clock`], so tests drive months of ticks without sleeping.
+//!
+//! Files: `task.rs` (tasks and the built-in ones), `schedules.rs` (their configured schedules
+//! and zones), `ticks.rs` (which ticks are due), `per_tenant.rs`, `billing.rs`, and this
+//! file's [`Scheduler`] (the passes and their transactions).
 #![forbid(unsafe_code)]
 
 pub mod billing;
 mod per_tenant;
+mod schedules;
 mod task;
+mod ticks;
 
 /// The time zones schedules are read in (IANA, from `chrono-tz`).
 pub use chrono_tz::Tz;
+pub use schedules::{ScheduleError, ScheduleOverride, Schedules};
 pub use task::{
-    default_tasks, due_ticks, system_clock, CatchUp, Clock, JobFn, ScheduleError, ScheduleOverride,
-    Schedules, Task, TaskConfig, TaskJob, TaskSettings, ToTaskConfig, HOUSEKEEPING, MAX_CATCH_UP,
+    default_tasks, system_clock, CatchUp, Clock, JobFn, Task, TaskConfig, TaskJob, TaskSettings,
+    ToTaskConfig, HOUSEKEEPING,
 };
+pub use ticks::{due_ticks, MAX_CATCH_UP};
 
 pub use per_tenant::{FanOutFn, TenantJob};
 
