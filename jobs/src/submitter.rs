@@ -157,8 +157,6 @@ async fn commit(pool: &PgPool, held: &Held, lane: &Lane, batch: Vec<(NewJob, Rep
 }
 
 async fn insert(held: &Held, news: &[NewJob]) -> sqlx::Result<Vec<Inserted>> {
-    let mut conn = held.acquire().await?;
-    let inserted = job::insert_batch(&mut conn, news).await;
-    conn.release_after(&inserted);
-    inserted
+    held.run(async |conn| job::insert_batch(conn, news).await)
+        .await
 }

@@ -124,6 +124,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
         source,
     })?;
     probe.close().await.ok();
+    // sqlx pings a connection before each use (and after): the hot batch paths hold their own
+    // connections instead ([`crate::held`]). Here the ping stays: at a few jobs per second,
+    // dropping it made pick-up latency worse (the insert then paid the idle backend's wake-up).
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
@@ -133,33 +136,6 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
             url: redact_url(url),
             source,
         })
-}
-
-/// A second, lazily opened pool on the same database whose sessions plan every prepared
-/// statement once (`plan_cache_mode = force_generic_plan`), for a worker's per-batch statements
-/// (start, finish, heartbeat). Those are always the same few statements on `id = ANY($1)`,
-/// where the generic plan (a primary-key scan) is the right one whatever the batch, yet
-/// Postgres kept re-planning them on each execution (custom plans): about a fifth of its CPU in
-/// the durable drain, where batches at low concurrency are a few rows. Other queries keep the
-/// main pool, whose custom plans can use partial indexes for the values given.
-pub fn generic_plan_pool(pool: &PgPool, max_connections: u32) -> PgPool {
-    let opts = (*pool.connect_options())
-        .clone()
-        .options([("plan_cache_mode", "force_generic_plan")]);
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        // A generic plan is made once per connection, with the statistics of that moment:
-        // renewing connections lets plans follow the table.
-        .max_lifetime(Duration::from_secs(300))
-        // No ping before each use: a round trip per batch on the busiest paths (+10% submits/s
-        // in bench-http.sh). sqlx still pings each connection when it is returned and drops a
-        // broken one, so a Postgres restart fails at most the batches already holding one (a
-        // 500 the client retries, or a ledger error the relay recovers from). The main pool
-        // keeps the ping: at a few jobs per second, dropping it there made pick-up latency worse
-        // (the insert then paid the idle backend's wake-up itself).
-        .test_before_acquire(false)
-        .connect_lazy_with(opts)
 }
 
 /// Applies pending migrations. Safe to run from several processes at once (sqlx takes an

@@ -4,11 +4,17 @@
 //! pool, and another before each use unless `test_before_acquire(false)`. On the paths that
 //! run one statement per batch (the API's group-commit submits), that is a second round trip
 //! per statement, and the connection cannot serve the next batch until its ping is answered.
-//! [`Held`] keeps its connections instead: a connection goes back only when the caller hands
-//! it the statement's answer and that answer shows the connection is sound
-//! ([`HeldConn::release_after`]); one dropped otherwise (an I/O error, or a future cancelled
-//! mid-statement) is closed, and the next use opens a fresh one. So a broken
+//! [`Held`] keeps its connections instead: [`Held::run`] gives a connection back only when the
+//! statement's answer shows it sound; one dropped otherwise (an I/O error, or a future
+//! cancelled mid-statement) is closed, and the next use opens a fresh one. So a broken
 //! connection costs one failed batch, as with the pool, and never a second.
+//!
+//! Its connections plan statements generically (`plan_cache_mode = force_generic_plan`): the
+//! batch statements take arrays whose values change every time, and Postgres otherwise
+//! re-planned them on every execution (about a fifth of its CPU in the drain benchmark). A
+//! generic plan is made with the statistics of its connection's first use, so connections are
+//! renewed after [`LIFETIME`] to let plans follow the table. Other queries use the main pool,
+//! whose custom plans can use partial indexes for the values given.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
@@ -18,8 +24,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgConnection, PgPool};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Connections are renewed after this long, so generic plans follow the table's statistics
-/// (as [`crate::db::generic_plan_pool`] does with `max_lifetime`).
+/// Connections are renewed after this long, so generic plans follow the table's statistics.
 const LIFETIME: Duration = Duration::from_secs(300);
 
 /// At most `n` connections, opened on first use; cheap to clone.
@@ -33,8 +38,7 @@ pub struct Held {
 
 impl Held {
     /// Up to `n` connections to `pool`'s database with `pool`'s options, planning their
-    /// statements generically (`plan_cache_mode = force_generic_plan`, see
-    /// [`crate::db::generic_plan_pool`]).
+    /// statements generically.
     pub fn generic_plans(pool: &PgPool, n: usize) -> Self {
         let opts = (*pool.connect_options())
             .clone()
@@ -47,8 +51,19 @@ impl Held {
         }
     }
 
-    /// Waits for a free connection (or opens one), as long as the pool's acquire timeout.
-    pub async fn acquire(&self) -> sqlx::Result<HeldConn> {
+    /// Runs `statement` on a free connection (opened if none is idle; waiting at most the
+    /// pool's acquire timeout for one), then keeps the connection if the answer shows it sound.
+    pub async fn run<T>(
+        &self,
+        statement: impl AsyncFnOnce(&mut PgConnection) -> sqlx::Result<T>,
+    ) -> sqlx::Result<T> {
+        let mut conn = self.acquire().await?;
+        let answer = statement(&mut conn).await;
+        conn.release_after(&answer);
+        answer
+    }
+
+    async fn acquire(&self) -> sqlx::Result<HeldConn> {
         let permit = tokio::time::timeout(self.acquire_timeout, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
@@ -70,7 +85,7 @@ impl Held {
 }
 
 /// A connection out of [`Held`]; closed on drop unless [`HeldConn::release_after`] gives it back.
-pub struct HeldConn {
+struct HeldConn {
     conn: Option<(PgConnection, Instant)>,
     home: Arc<Mutex<Vec<(PgConnection, Instant)>>>,
     _permit: OwnedSemaphorePermit,
@@ -80,7 +95,7 @@ impl HeldConn {
     /// Gives the connection back for the next batch if `answer` (its last statement's) shows
     /// it sound: a success, or a row the database refused. Any other error (I/O, protocol, a
     /// closed pool) closes it.
-    pub fn release_after<T>(mut self, answer: &sqlx::Result<T>) {
+    fn release_after<T>(mut self, answer: &sqlx::Result<T>) {
         if !matches!(answer, Ok(_) | Err(sqlx::Error::Database(_))) {
             return;
         }

@@ -5,6 +5,8 @@
 //! workspace root). Nothing here knows about HTTP, Redis or job handlers.
 //!
 //! - [`db`]: connecting (creating the database when it is missing) and migrations.
+//! - [`held`]: long-lived connections for the hot batch statements (no pool pings, generic
+//!   plans).
 //! - [`crypto`]: API-key hashing and AES-256-GCM encryption of secrets at rest.
 //! - [`tenant`]: tenants and their API keys.
 //! - [`job`]: the job ledger — insert, guarded state transitions, relay queries, listings.

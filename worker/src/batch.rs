@@ -77,13 +77,9 @@ async fn run(mut rx: mpsc::Receiver<Item>, held: Held, lane: Lane) {
         items.sort_by_key(|i| i.id);
         let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
         let results: Vec<Value> = items.iter().map(|i| i.result.clone()).collect();
-        let recorded = async {
-            let mut conn = held.acquire().await?;
-            let applied = keel_models::job::succeed_many(&mut conn, &ids, &results).await;
-            conn.release_after(&applied);
-            applied
-        }
-        .await;
+        let recorded = held
+            .run(async |conn| keel_models::job::succeed_many(conn, &ids, &results).await)
+            .await;
         match recorded {
             Ok(applied) => {
                 let applied: HashSet<Uuid> = applied.into_iter().collect();

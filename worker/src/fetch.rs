@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use keel_jobs::lane::{Delivery, Lane};
 use keel_jobs::{Registry, Services};
+use keel_models::held::Held;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -55,9 +56,7 @@ impl Worker {
         // Priority lanes first: XREADGROUP answers streams in the order asked and the fetch
         // loop starts the first entries, so a priority tenant's job overtakes the backlog.
         let queues = keel_jobs::lane::with_priority_lanes(&queues);
-        // Heartbeats (claims and success batches hold connections of their own).
-        let batches = keel_models::db::generic_plan_pool(&services.pool, 1);
-        let supervisor = Supervisor::new(batches.clone(), config.lease);
+        let supervisor = Supervisor::new(Held::generic_plans(&services.pool, 1), config.lease);
         let relay = Relay::new(
             services.pool.clone(),
             lane.clone(),
@@ -69,7 +68,7 @@ impl Worker {
         Self {
             runner: Arc::new(Runner {
                 completions: Completions::spawn(&services.pool, lane.clone()),
-                claims: keel_models::held::Held::generic_plans(&services.pool, CLAIMS_IN_FLIGHT),
+                claims: Held::generic_plans(&services.pool, CLAIMS_IN_FLIGHT),
                 registry,
                 services,
                 supervisor,

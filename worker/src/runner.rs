@@ -75,13 +75,12 @@ impl Runner {
     /// whose start ended them (attempts exhausted by lost workers, cancel requested) too.
     pub async fn start(&self, deliveries: Vec<Delivery>) -> (Vec<Claimed>, Vec<Outcome>) {
         let ids: Vec<Uuid> = deliveries.iter().filter_map(|d| d.job_id).collect();
-        let started = async {
-            let mut conn = self.claims.acquire().await?;
-            let started = job::start_many(&mut conn, &ids, self.config.lease).await;
-            conn.release_after(&started);
-            started
-        };
-        let mut started = match started.await {
+        let lease = self.config.lease;
+        let started = self
+            .claims
+            .run(async |conn| job::start_many(conn, &ids, lease).await)
+            .await;
+        let mut started = match started {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "start failed; the relay will dispatch these jobs again");

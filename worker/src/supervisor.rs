@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keel_models::PgPool;
+use keel_models::held::Held;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -27,7 +27,8 @@ struct Entry {
 
 pub struct Supervisor {
     jobs: Mutex<HashMap<Uuid, Entry>>,
-    pool: PgPool,
+    /// Its one connection (a heartbeat at a time).
+    conn: Held,
     lease: Duration,
 }
 
@@ -52,10 +53,10 @@ impl Drop for Tracked {
 }
 
 impl Supervisor {
-    pub fn new(pool: PgPool, lease: Duration) -> Arc<Self> {
+    pub fn new(conn: Held, lease: Duration) -> Arc<Self> {
         Arc::new(Self {
             jobs: Mutex::new(HashMap::new()),
-            pool,
+            conn,
             lease,
         })
     }
@@ -95,15 +96,19 @@ impl Supervisor {
         if ids.is_empty() {
             return;
         }
-        let answer =
-            match keel_models::job::heartbeat_many(&self.pool, &ids, &attempts, self.lease).await {
-                Ok(a) => a,
-                Err(e) => {
-                    // Leases stay valid until they expire; the next beat tries again.
-                    tracing::warn!(error = %e, "heartbeat failed");
-                    return;
-                }
-            };
+        let lease = self.lease;
+        let beat = self
+            .conn
+            .run(async |c| keel_models::job::heartbeat_many(c, &ids, &attempts, lease).await)
+            .await;
+        let answer = match beat {
+            Ok(a) => a,
+            Err(e) => {
+                // Leases stay valid until they expire; the next beat tries again.
+                tracing::warn!(error = %e, "heartbeat failed");
+                return;
+            }
+        };
         let answered: HashMap<Uuid, bool> = answer.into_iter().collect();
         let jobs = self.jobs.lock().unwrap();
         for (id, attempt) in ids.iter().zip(&attempts) {

@@ -85,7 +85,7 @@ pub async fn start_many(
 /// Asynchronous commit, like [`start_many`]: a lease extension lost in a Postgres crash only
 /// means the lease may lapse early, and then the job runs again (at-least-once).
 pub async fn heartbeat_many(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     ids: &[Uuid],
     attempts: &[i32],
     lease: Duration,
@@ -101,7 +101,7 @@ pub async fn heartbeat_many(
         attempts,
         interval(lease)
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|r| (r.id, r.cancel)).collect())
 }
