@@ -1215,38 +1215,38 @@ fn a_bad_plans_file_stops_start_up_naming_the_variable_and_the_entry() {
         plans_file: write("dup.toml", &dup),
         ..Settings::default()
     };
-    let err = bad.validate().unwrap_err().to_string();
+    let refusal = |s: Settings| s.validate().unwrap_err().to_string();
+    let err = refusal(bad);
     assert!(
         err.contains("KEEL_PLANS_FILE") && err.contains("\"starter\" is used twice"),
         "{err}"
     );
-    let missing = Settings {
-        plans_file: Some("/nonexistent/plans.toml".into()),
-        ..Settings::default()
-    };
-    assert!(missing
-        .validate()
-        .unwrap_err()
-        .to_string()
-        .contains("KEEL_PLANS_FILE"));
-    let secrets = Settings {
-        stripe_webhook_secrets: Some(SecretString::from("whsec_a,,whsec_b")),
-        ..Settings::default()
-    };
-    assert!(secrets
-        .validate()
-        .unwrap_err()
-        .to_string()
-        .contains("KEEL_STRIPE_WEBHOOK_SECRETS"));
-    let key = Settings {
-        stripe_secret_key: Some(SecretString::from("pk_test_public")),
-        ..Settings::default()
-    };
-    assert!(key
-        .validate()
-        .unwrap_err()
-        .to_string()
-        .contains("KEEL_STRIPE_SECRET_KEY"));
+    for (settings, variable) in [
+        (
+            Settings {
+                plans_file: Some("/nonexistent/plans.toml".into()),
+                ..Settings::default()
+            },
+            "KEEL_PLANS_FILE",
+        ),
+        (
+            Settings {
+                stripe_webhook_secrets: Some(SecretString::from("whsec_a,,whsec_b")),
+                ..Settings::default()
+            },
+            "KEEL_STRIPE_WEBHOOK_SECRETS",
+        ),
+        (
+            Settings {
+                stripe_secret_key: Some(SecretString::from("pk_test_public")),
+                ..Settings::default()
+            },
+            "KEEL_STRIPE_SECRET_KEY",
+        ),
+    ] {
+        let err = refusal(settings);
+        assert!(err.contains(variable), "{variable}: {err}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
