@@ -49,23 +49,13 @@ pub async fn start(keel: &Keel) -> anyhow::Result<Demo> {
     let mut tx = keel.pool.begin().await?;
     keel_models::billing::subscriptions::upsert(
         &mut tx,
-        &SubscriptionState {
+        &SubscriptionState::local(
             tenant_id,
-            mode: "local".into(),
-            plan_id: "business".into(),
-            billing_interval: "month".into(),
-            status: "active".into(),
-            add_ons: Vec::new(),
-            current_period_start: Some(now),
-            current_period_end: Some(now + chrono::Duration::days(30)),
-            cancel_at_period_end: false,
-            canceled_at: None,
-            ended_at: None,
-            trial_end: None,
-            stripe_customer_id: None,
-            stripe_subscription_id: None,
-            catalog_version: keel_api::billing::catalog::global().version as i32,
-        },
+            "business",
+            "month",
+            (now, now + chrono::Duration::days(30)),
+            keel_api::billing::catalog::global().version as i32,
+        ),
     )
     .await?;
     tx.commit().await?;

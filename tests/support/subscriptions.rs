@@ -11,23 +11,10 @@ use super::TestEnv;
 /// change fields before [`store`] for other cases.
 pub fn team(tenant: Uuid, status: &str) -> SubscriptionState {
     let now = Utc::now();
-    SubscriptionState {
-        tenant_id: tenant,
-        mode: "local".into(),
-        plan_id: "team".into(),
-        billing_interval: "month".into(),
-        status: status.into(),
-        add_ons: Vec::new(),
-        current_period_start: Some(now - Duration::days(3)),
-        current_period_end: Some(now + Duration::days(27)),
-        cancel_at_period_end: false,
-        canceled_at: None,
-        ended_at: None,
-        trial_end: None,
-        stripe_customer_id: None,
-        stripe_subscription_id: None,
-        catalog_version: 1,
-    }
+    let period = (now - Duration::days(3), now + Duration::days(27));
+    let mut sub = SubscriptionState::local(tenant, "team", "month", period, 1);
+    sub.status = status.into();
+    sub
 }
 
 /// Stores `s` as the tenant's subscription (inserted or replaced).

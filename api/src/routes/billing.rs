@@ -134,28 +134,17 @@ pub async fn checkout(
     let now = Utc::now();
     let trial_end = (trial_days > 0).then(|| now + chrono::Duration::days(i64::from(trial_days)));
     let end = period_end(now, interval);
-    let state_row = SubscriptionState {
-        tenant_id: tenant,
-        mode: "local".into(),
-        plan_id: plan.id.clone(),
-        billing_interval: interval.as_str().into(),
-        status: if trial_end.is_some() {
-            "trialing"
-        } else {
-            "active"
-        }
-        .into(),
-        add_ons: Vec::new(),
-        current_period_start: Some(now),
-        current_period_end: Some(end),
-        cancel_at_period_end: false,
-        canceled_at: None,
-        ended_at: None,
-        trial_end,
-        stripe_customer_id: None,
-        stripe_subscription_id: None,
-        catalog_version: catalog.version as i32,
-    };
+    let mut state_row = SubscriptionState::local(
+        tenant,
+        &plan.id,
+        interval.as_str(),
+        (now, end),
+        catalog.version as i32,
+    );
+    if trial_end.is_some() {
+        state_row.status = "trialing".into();
+        state_row.trial_end = trial_end;
+    }
     let sub = subs::upsert(&mut tx, &state_row).await?;
     let amount = if trial_end.is_some() {
         0

@@ -36,6 +36,36 @@ pub struct SubscriptionState {
     pub catalog_version: i32,
 }
 
+impl SubscriptionState {
+    /// A new local-mode subscription (Keel bills it; no Stripe objects), `active` for the
+    /// period `[start, end)`, with no add-ons, trial or cancellation.
+    pub fn local(
+        tenant_id: Uuid,
+        plan_id: &str,
+        billing_interval: &str,
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+        catalog_version: i32,
+    ) -> Self {
+        Self {
+            tenant_id,
+            mode: "local".into(),
+            plan_id: plan_id.into(),
+            billing_interval: billing_interval.into(),
+            status: "active".into(),
+            add_ons: Vec::new(),
+            current_period_start: Some(start),
+            current_period_end: Some(end),
+            cancel_at_period_end: false,
+            canceled_at: None,
+            ended_at: None,
+            trial_end: None,
+            stripe_customer_id: None,
+            stripe_subscription_id: None,
+            catalog_version,
+        }
+    }
+}
+
 impl std::ops::Deref for Subscription {
     type Target = SubscriptionState;
     fn deref(&self) -> &SubscriptionState {
