@@ -97,7 +97,7 @@ impl Keel {
     }
 
     pub async fn api(&self) -> std::io::Result<Application> {
-        let state = AppState {
+        let state = AppState::new(keel_api::state::Shared {
             pool: self.pool.clone(),
             lane: self.lane.clone(),
             registry: self.registry.clone(),
@@ -116,7 +116,7 @@ impl Keel {
             )),
             keys: Default::default(),
             submitter: keel_jobs::submitter::Submitter::spawn(self.pool.clone(), self.lane.clone()),
-        };
+        });
         Application::build(self.settings.api_addr, state).await
     }
 

@@ -8,8 +8,27 @@ use keel_models::PgPool;
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
 
+/// The API's state: one `Arc`, because axum clones it for every extractor of every request
+/// (cloning the fields themselves cost a dozen allocations per request). Fields are read
+/// through `Deref`: `state.pool`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub pool: PgPool,
     pub lane: Lane,
     pub registry: Arc<Registry>,

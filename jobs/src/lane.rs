@@ -8,6 +8,7 @@
 //! The stream is kept short (a window per queue): producers push only while it holds fewer than
 //! `window` entries; everything else waits in Postgres for the relay.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -72,8 +73,14 @@ pub fn with_priority_lanes(queues: &[String]) -> Vec<String> {
     out
 }
 
+/// Cheap to clone (one `Arc`): the API's state, the submitter and every worker task hold one,
+/// and axum clones the state for each request.
 #[derive(Clone)]
 pub struct Lane {
+    inner: Arc<LaneInner>,
+}
+
+struct LaneInner {
     client: Client,
     conn: ConnectionManager,
     prefix: String,
@@ -112,33 +119,35 @@ impl Lane {
             .await
             .map_err(unreachable)?;
         Ok(Self {
-            client,
-            conn,
-            prefix: prefix.to_string(),
-            window: window.max(1),
-            url: shown,
-            push_script: Script::new(PUSH_IF_ROOM),
+            inner: Arc::new(LaneInner {
+                client,
+                conn,
+                prefix: prefix.to_string(),
+                window: window.max(1),
+                url: shown,
+                push_script: Script::new(PUSH_IF_ROOM),
+            }),
         })
     }
 
     pub fn url(&self) -> &str {
-        &self.url
+        &self.inner.url
     }
 
     pub fn window(&self) -> usize {
-        self.window
+        self.inner.window
     }
 
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.inner.prefix
     }
 
     pub fn stream_key(&self, queue: &str) -> String {
-        format!("{}:q:{}", self.prefix, queue)
+        format!("{}:q:{}", self.inner.prefix, queue)
     }
 
     fn queue_of(&self, key: &str) -> String {
-        key.strip_prefix(&format!("{}:q:", self.prefix))
+        key.strip_prefix(&format!("{}:q:", self.inner.prefix))
             .unwrap_or(key)
             .to_string()
     }
@@ -152,13 +161,14 @@ impl Lane {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(block + Duration::from_secs(5)));
-        self.client
+        self.inner
+            .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
     }
 
     pub async fn ping(&self) -> Result<(), RedisError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.inner.conn.clone();
         redis::cmd("PING").query_async::<String>(&mut conn).await?;
         Ok(())
     }
@@ -170,9 +180,9 @@ impl Lane {
         if ids.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.conn.clone();
-        let mut call = self.push_script.key(self.stream_key(queue));
-        call.arg(self.window);
+        let mut conn = self.inner.conn.clone();
+        let mut call = self.inner.push_script.key(self.stream_key(queue));
+        call.arg(self.inner.window);
         for id in ids {
             call.arg(id.to_string());
         }
@@ -195,7 +205,7 @@ impl Lane {
                 .arg(id.to_string())
                 .ignore();
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.inner.conn.clone();
         pipe.query_async::<()>(&mut conn).await
     }
 
@@ -212,17 +222,17 @@ impl Lane {
         pipe.atomic();
         for &w in windows {
             let w = w.max(1);
-            let key = format!("{}:rl:{subject}:{w}:{}", self.prefix, now_secs / w);
+            let key = format!("{}:rl:{subject}:{w}:{}", self.inner.prefix, now_secs / w);
             pipe.cmd("INCR").arg(&key);
             pipe.cmd("EXPIRE").arg(&key).arg(w + 1).arg("NX").ignore();
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.inner.conn.clone();
         pipe.query_async::<Vec<u64>>(&mut conn).await
     }
 
     /// Entries in the stream (undelivered plus delivered-but-not-acked).
     pub async fn len(&self, queue: &str) -> Result<usize, RedisError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.inner.conn.clone();
         redis::cmd("XLEN")
             .arg(self.stream_key(queue))
             .query_async(&mut conn)
@@ -232,7 +242,7 @@ impl Lane {
     /// Creates the consumer group (and the stream) if missing. Returns `true` when it had to be
     /// created, which after the first start means Redis lost its data.
     pub async fn ensure_group(&self, queue: &str) -> Result<bool, RedisError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.inner.conn.clone();
         let res: Result<(), RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(self.stream_key(queue))
@@ -326,7 +336,7 @@ impl Lane {
             .arg(entry_ids)
             .ignore();
         pipe.cmd("XDEL").arg(&key).arg(entry_ids).ignore();
-        let mut conn = self.conn.clone();
+        let mut conn = self.inner.conn.clone();
         pipe.query_async::<()>(&mut conn).await
     }
 
@@ -345,7 +355,7 @@ impl Lane {
             pipe.cmd("XACK").arg(&key).arg(GROUP).arg(&ids).ignore();
             pipe.cmd("XDEL").arg(&key).arg(&ids).ignore();
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.inner.conn.clone();
         pipe.query_async::<()>(&mut conn).await
     }
 
@@ -359,7 +369,7 @@ impl Lane {
         idle: Duration,
     ) -> Result<usize, RedisError> {
         let key = self.stream_key(queue);
-        let mut conn = self.conn.clone();
+        let mut conn = self.inner.conn.clone();
         let reply: Value = redis::cmd("XAUTOCLAIM")
             .arg(&key)
             .arg(GROUP)
@@ -384,9 +394,9 @@ impl Lane {
 
     /// Deletes every key under this lane's prefix (tests and `keel bench` clean up with it).
     pub async fn purge(&self) -> Result<(), RedisError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.inner.conn.clone();
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.prefix))
+            .arg(format!("{}:*", self.inner.prefix))
             .query_async(&mut conn)
             .await?;
         if !keys.is_empty() {
