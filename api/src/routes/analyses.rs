@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, TenantId};
-use crate::routes::jobs::accept;
+use crate::routes::jobs::{accept, JobView};
 use crate::routes::query;
 use crate::state::AppState;
 
@@ -26,7 +26,7 @@ async fn submit<J: Job>(
     state: &AppState,
     tenant: Uuid,
     args: J,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     args.validate(&state.services).map_err(|e| {
         ApiError::invalid(e.path.strip_prefix("args.").unwrap_or(&e.path), e.message)
     })?;
@@ -54,7 +54,7 @@ pub async fn issue(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AnalyzeIssue>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     submit(&state, tenant, body).await
 }
 
@@ -62,7 +62,7 @@ pub async fn sprint(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AnalyzeSprint>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     submit(&state, tenant, body).await
 }
 
@@ -70,7 +70,7 @@ pub async fn portfolio(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AnalyzePortfolio>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     submit(&state, tenant, body).await
 }
 

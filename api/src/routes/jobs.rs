@@ -7,7 +7,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use keel_jobs::enqueue::{self, Submit, SubmitError};
 use keel_models::job::{self as ledger, CancelOutcome, Inserted, Job, JobStatus};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, TenantId};
@@ -15,28 +18,60 @@ use crate::routes::parse_id;
 use crate::routes::query;
 use crate::state::AppState;
 
-/// The public shape of a job.
-pub fn view(job: &Job) -> Value {
-    json!({
-        "id": job.id,
-        "kind": job.kind,
-        "queue": job.queue,
-        "status": job.status,
-        "attempts": job.attempt,
-        "max_attempts": job.max_attempts,
-        "args": job.args,
-        "progress": job.progress,
-        "result": job.result,
-        "last_error": job.last_error,
-        "idempotency_key": job.idempotency_key,
-        "run_at": job.run_at,
-        "cancel_requested": job.cancel_requested_at.is_some(),
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "updated_at": job.updated_at,
-        "status_url": format!("/api/jobs/{}", job.id),
-    })
+/// The public shape of a job, serialised straight from the row's fields (built by moving them
+/// out of the [`Job`], not through an intermediate JSON map: every submit answers with one).
+#[derive(Serialize)]
+pub struct JobView {
+    id: Uuid,
+    kind: String,
+    queue: String,
+    status: JobStatus,
+    attempts: i32,
+    max_attempts: i32,
+    args: Value,
+    progress: Option<Value>,
+    result: Option<Value>,
+    last_error: Option<Value>,
+    idempotency_key: Option<String>,
+    run_at: DateTime<Utc>,
+    cancel_requested: bool,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+    status_url: String,
+}
+
+impl From<Job> for JobView {
+    fn from(job: Job) -> Self {
+        Self {
+            status_url: format!("/api/jobs/{}", job.id),
+            id: job.id,
+            kind: job.kind,
+            queue: job.queue,
+            status: job.status,
+            attempts: job.attempt,
+            max_attempts: job.max_attempts,
+            args: job.args,
+            progress: job.progress,
+            result: job.result,
+            last_error: job.last_error,
+            idempotency_key: job.idempotency_key,
+            run_at: job.run_at,
+            cancel_requested: job.cancel_requested_at.is_some(),
+            created_at: job.created_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+            updated_at: job.updated_at,
+        }
+    }
+}
+
+/// One page of `GET /api/jobs`.
+#[derive(Serialize)]
+pub struct JobPage {
+    jobs: Vec<JobView>,
+    next_cursor: Option<Uuid>,
 }
 
 /// `POST /api/jobs` → 202 (new) or 200 (idempotency key seen before, same request).
@@ -44,7 +79,7 @@ pub async fn submit(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Submit>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     accept(&state, tenant, body).await
 }
 
@@ -54,7 +89,7 @@ pub(crate) async fn accept(
     state: &AppState,
     tenant: uuid::Uuid,
     body: Submit,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let new = enqueue::prepare(&state.registry, &state.services, Some(tenant), body).map_err(
         |e| match e {
             SubmitError::UnknownKind { kind, known } => ApiError::Unprocessable {
@@ -104,7 +139,7 @@ pub(crate) async fn accept(
     match inserted {
         Inserted::New(job) => {
             tracing::info!(job_id = %job.id, kind = %job.kind, "job accepted");
-            Ok((StatusCode::ACCEPTED, Json(view(&job))))
+            Ok((StatusCode::ACCEPTED, Json(JobView::from(job))))
         }
         Inserted::Existing(job) => {
             if asked.is_none_or(|(kind, args)| job.kind != kind || job.args != args) {
@@ -116,7 +151,7 @@ pub(crate) async fn accept(
                     details: json!({ "existing_job_id": job.id }),
                 });
             }
-            Ok((StatusCode::OK, Json(view(&job))))
+            Ok((StatusCode::OK, Json(JobView::from(job))))
         }
     }
 }
@@ -142,12 +177,12 @@ pub async fn get(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     let id = parse_id(&id, "job")?;
     let job = ledger::get_for_tenant(&state.pool, tenant, id)
         .await?
         .ok_or(ApiError::NotFound("job"))?;
-    Ok(Json(view(&job)))
+    Ok(Json(JobView::from(job)))
 }
 
 /// `GET /api/jobs?status=&kind=&limit=&cursor=`: newest first; pass `next_cursor` as `cursor`.
@@ -155,7 +190,7 @@ pub async fn list(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobPage>, ApiError> {
     query::only(&q, &["status", "kind", "limit", "cursor"])?;
     let status = match q.get("status") {
         None => None,
@@ -171,10 +206,10 @@ pub async fn list(
     let next_cursor = (jobs.len() as i64 == limit)
         .then(|| jobs.last().map(|j| j.id))
         .flatten();
-    Ok(Json(json!({
-        "jobs": jobs.iter().map(view).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-    })))
+    Ok(Json(JobPage {
+        jobs: jobs.into_iter().map(JobView::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// Not started → `cancelled` at once (200). Running → the handler is told (202); the job ends
@@ -183,11 +218,11 @@ pub async fn cancel(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let id = parse_id(&id, "job")?;
     match ledger::cancel(&state.pool, tenant, id).await? {
-        CancelOutcome::Cancelled(job) => Ok((StatusCode::OK, Json(view(&job)))),
-        CancelOutcome::Requested(job) => Ok((StatusCode::ACCEPTED, Json(view(&job)))),
+        CancelOutcome::Cancelled(job) => Ok((StatusCode::OK, Json(JobView::from(job)))),
+        CancelOutcome::Requested(job) => Ok((StatusCode::ACCEPTED, Json(JobView::from(job)))),
         CancelOutcome::NotCancellable(None) => Err(ApiError::NotFound("job")),
         CancelOutcome::NotCancellable(Some(job)) => Err(ApiError::Conflict {
             code: "not_cancellable",
@@ -202,13 +237,13 @@ pub async fn retry(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     let id = parse_id(&id, "job")?;
     match ledger::retry(&state.pool, tenant, id).await? {
         Some(job) => {
             // The relay would pick it up within a tick; pushing now makes the retry immediate.
             enqueue::dispatch_after_commit_marking(&state.lane, &state.pool, &job).await;
-            Ok(Json(view(&job)))
+            Ok(Json(JobView::from(job)))
         }
         None => match ledger::get_for_tenant(&state.pool, tenant, id).await? {
             None => Err(ApiError::NotFound("job")),
