@@ -15,16 +15,34 @@ const BUCKETS: &[f64] = &[
     60.0, 300.0,
 ];
 
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the recorder once per process and returns its handle.
+///
+/// The recorder keeps every histogram sample (8 bytes each) until something folds them into
+/// buckets: a scrape of `/metrics`, or upkeep. `install_recorder` leaves upkeep to the caller,
+/// so a process nobody scrapes — a worker without a metrics address — grew by every job and
+/// every request it ever timed. A thread of its own runs upkeep, so it runs whichever runtime
+/// (or none) first asked for the handle.
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
                 .expect("static buckets are valid")
                 .install_recorder()
-                .expect("the metrics recorder is installed once")
+                .expect("the metrics recorder is installed once");
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                })
+                .expect("spawn the metrics upkeep thread");
+            handle
         })
         .clone()
 }
