@@ -62,18 +62,7 @@ async fn send_json(
     path: &str,
     body: Value,
 ) -> (u16, Value) {
-    let resp = env
-        .http
-        .request(method, env.url(path))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
+    env.call(method, path, key, Some(&body)).await
 }
 
 async fn put_json(env: &TestEnv, key: &str, path: &str, body: Value) -> (u16, Value) {

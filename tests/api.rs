@@ -8,6 +8,7 @@ mod support;
 use std::time::Duration;
 
 use keel_models::job::JobStatus;
+use reqwest::Method;
 use serde_json::{json, Value};
 use support::*;
 use uuid::Uuid;
@@ -53,13 +54,6 @@ fn assert_error_any_code(status: u16, body: &Value, want_status: u16) -> Value {
     err["details"].clone()
 }
 
-async fn read(resp: reqwest::Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "__raw": text }));
-    (status, body)
-}
-
 /// `POST /api/jobs` with a raw body and an optional content type.
 async fn post_raw(
     env: &TestEnv,
@@ -75,27 +69,11 @@ async fn post_raw(
 }
 
 async fn get(env: &TestEnv, key: &str, path: &str) -> (u16, Value) {
-    read(
-        env.http
-            .get(env.url(path))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    env.call(Method::GET, path, key, None).await
 }
 
 async fn post_empty(env: &TestEnv, key: &str, path: &str) -> (u16, Value) {
-    read(
-        env.http
-            .post(env.url(path))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    env.call(Method::POST, path, key, None).await
 }
 
 async fn cancel(env: &TestEnv, key: &str, id: Uuid) -> (u16, Value) {
@@ -203,14 +181,15 @@ async fn a_revoked_key_is_401_while_the_new_key_works() {
     assert_eq!(get(&env, &old_key, "/api/jobs").await.0, 200);
     assert_eq!(get(&env, &new_key, "/api/jobs").await.0, 200);
 
-    let resp = env
-        .http
-        .delete(env.url(&format!("/api/keys/{old_id}")))
-        .bearer_auth(&new_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    let (status, _) = env
+        .call(
+            Method::DELETE,
+            &format!("/api/keys/{old_id}"),
+            &new_key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
 
     let (status, body) = get(&env, &old_key, "/api/jobs").await;
     assert_error(status, &body, 401, "unauthorized");
@@ -231,23 +210,18 @@ async fn a_revoked_key_is_401_while_the_new_key_works() {
     assert!(!old["revoked_at"].is_null(), "{body}");
 
     // Revoking an unknown key id is a 404; a malformed one a 400.
-    let resp = env
-        .http
-        .delete(env.url(&format!("/api/keys/{}", Uuid::new_v4())))
-        .bearer_auth(&new_key)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+    let (status, body) = env
+        .call(
+            Method::DELETE,
+            &format!("/api/keys/{}", Uuid::new_v4()),
+            &new_key,
+            None,
+        )
+        .await;
     assert_error(status, &body, 404, "not_found");
-    let resp = env
-        .http
-        .delete(env.url("/api/keys/nope"))
-        .bearer_auth(&new_key)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+    let (status, body) = env
+        .call(Method::DELETE, "/api/keys/nope", &new_key, None)
+        .await;
     assert_error(status, &body, 400, "invalid_id");
 }
 
@@ -258,14 +232,14 @@ async fn a_tenant_cannot_revoke_another_tenants_key() {
     let (_, key_b, _) = env.tenant("b").await;
     let (_, body) = get(&env, &key_a, "/api/keys").await;
     let a_key_id = body["keys"][0]["id"].as_str().unwrap().to_string();
-    let resp = env
-        .http
-        .delete(env.url(&format!("/api/keys/{a_key_id}")))
-        .bearer_auth(&key_b)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+    let (status, body) = env
+        .call(
+            Method::DELETE,
+            &format!("/api/keys/{a_key_id}"),
+            &key_b,
+            None,
+        )
+        .await;
     assert_error(status, &body, 404, "not_found");
     assert_eq!(get(&env, &key_a, "/api/jobs").await.0, 200);
 }
@@ -1234,14 +1208,7 @@ async fn concurrent_submits_with_one_idempotency_key_make_one_job() {
 async fn a_wrong_method_on_a_known_route_is_405_with_the_json_error_shape() {
     let env = TestEnv::new().await;
     let (_, key, _) = env.tenant("acme").await;
-    let resp = env
-        .http
-        .delete(env.url("/api/jobs"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+    let (status, body) = env.call(Method::DELETE, "/api/jobs", &key, None).await;
     assert_error_any_code(status, &body, 405);
     let resp = env
         .http

@@ -41,15 +41,6 @@ fn stripe_signature(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-async fn read(resp: reqwest::Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(json!({ "__raw": text })),
-    )
-}
-
 /// POSTs a raw body to `/webhooks/stripe` with an optional `Stripe-Signature`.
 async fn deliver_raw(env: &TestEnv, body: &str, signature: Option<String>) -> (u16, Value) {
     let mut req = env
@@ -80,16 +71,8 @@ async fn get(env: &TestEnv, token: Option<&str>, path: &str) -> (u16, Value) {
 }
 
 async fn post(env: &TestEnv, token: &str, path: &str, body: Value) -> (u16, Value) {
-    read(
-        env.http
-            .post(env.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    env.call(reqwest::Method::POST, path, token, Some(&body))
+        .await
 }
 
 /// Waits until the stored event leaves `received` (and, when given, reaches `want`).

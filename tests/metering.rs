@@ -62,15 +62,11 @@ fn sentiment(n: usize) -> Value {
 }
 
 async fn usage(env: &TestEnv, key: &str) -> Value {
-    let resp = env
-        .http
-        .get(env.url("/api/usage"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
+    let (status, body) = env
+        .call(reqwest::Method::GET, "/api/usage", key, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 fn kind<'a>(usage: &'a Value, kind: &str) -> &'a Value {

@@ -170,15 +170,8 @@ async fn linked(env: &TestEnv, tenant: Uuid) -> Option<String> {
 }
 
 async fn post(env: &TestEnv, key: &str, path: &str, body: Value) -> (u16, Value) {
-    let resp = env
-        .http
-        .post(env.url(path))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
+    env.call(reqwest::Method::POST, path, key, Some(&body))
         .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
 /// The id the fake Stripe gives the customer of `tenant` (`{prefix}_{last 12 hex digits}`:

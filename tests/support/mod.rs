@@ -18,6 +18,14 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// A response's status and body: JSON, or `{"__raw": text}` when the body is not JSON.
+pub async fn read(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "__raw": text }));
+    (status, body)
+}
+
 pub const ADMIN: &str = "test-admin-token-0123456789";
 
 /// Timings short enough for tests, long enough for a loaded 2-core CI machine.
@@ -232,6 +240,22 @@ impl TestEnv {
         let (status, body) = self.submit(key, body).await;
         assert_eq!(status, 202, "{body}");
         body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// `method path` with `Authorization: Bearer key` and, when given, a JSON body; returns the
+    /// status and the body ([`read`]).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        read(req.send().await.unwrap()).await
     }
 
     /// `POST` with the tenant's key and no body (cancel, retry, …).
