@@ -145,20 +145,31 @@ macro_rules! select_job {
     };
 }
 
-/// Inserts a job inside the caller's transaction (so it commits with the business rows it
-/// belongs to). With an idempotency key already used by the tenant, returns that job instead.
-pub async fn insert(conn: &mut PgConnection, new: &NewJob) -> sqlx::Result<Inserted> {
-    let inserted = sqlx::query_as!(
-        Job,
-        r#"INSERT INTO jobs (id, tenant_id, kind, queue, args, max_attempts, run_at,
-                             idempotency_key, dispatched_at)
-           VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, now()), $8,
-                   CASE WHEN $9 AND COALESCE($7, now()) <= now() THEN now() END)
-           ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+/// A statement on `jobs` that answers the whole row, as `select_job!` reads it: `$head` is
+/// the statement up to its `RETURNING` (the insert, cancel and retry).
+macro_rules! returning_job {
+    ($head:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            Job,
+            $head + r#"
            RETURNING id, tenant_id, kind, queue, args, status AS "status: JobStatus", attempt,
                      max_attempts, run_at, dispatched_at, lease_until, progress, result, last_error,
                      idempotency_key, cancel_requested_at, created_at, started_at, finished_at,
                      updated_at"#,
+            $($arg),*
+        )
+    };
+}
+
+/// Inserts a job inside the caller's transaction (so it commits with the business rows it
+/// belongs to). With an idempotency key already used by the tenant, returns that job instead.
+pub async fn insert(conn: &mut PgConnection, new: &NewJob) -> sqlx::Result<Inserted> {
+    let inserted = returning_job!(
+        r#"INSERT INTO jobs (id, tenant_id, kind, queue, args, max_attempts, run_at,
+                             idempotency_key, dispatched_at)
+           VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, now()), $8,
+                   CASE WHEN $9 AND COALESCE($7, now()) <= now() THEN now() END)
+           ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"#,
         new.id,
         new.tenant_id,
         new.kind,
@@ -199,8 +210,7 @@ pub async fn insert_batch(conn: &mut PgConnection, news: &[NewJob]) -> sqlx::Res
     let run_ats: Vec<Option<DateTime<Utc>>> = news.iter().map(|n| n.run_at).collect();
     let keys: Vec<Option<String>> = news.iter().map(|n| n.idempotency_key.clone()).collect();
     let dispatched: Vec<bool> = news.iter().map(|n| n.dispatched).collect();
-    let rows = sqlx::query_as!(
-        Job,
+    let rows = returning_job!(
         r#"INSERT INTO jobs (id, tenant_id, kind, queue, args, max_attempts, run_at,
                              idempotency_key, dispatched_at)
            SELECT id, tenant_id, kind, queue, args, max_attempts, COALESCE(run_at, now()), key,
@@ -208,11 +218,7 @@ pub async fn insert_batch(conn: &mut PgConnection, news: &[NewJob]) -> sqlx::Res
            FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::int4[],
                        $7::timestamptz[], $8::text[], $9::bool[])
                 AS t(id, tenant_id, kind, queue, args, max_attempts, run_at, key, dispatched)
-           ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-           RETURNING id, tenant_id, kind, queue, args, status AS "status: JobStatus", attempt,
-                     max_attempts, run_at, dispatched_at, lease_until, progress, result, last_error,
-                     idempotency_key, cancel_requested_at, created_at, started_at, finished_at,
-                     updated_at"#,
+           ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"#,
         &ids,
         &tenants as &[Option<Uuid>],
         &kinds,
@@ -319,18 +325,13 @@ pub enum CancelOutcome {
 }
 
 pub async fn cancel(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> sqlx::Result<CancelOutcome> {
-    let updated = sqlx::query_as!(
-        Job,
+    let updated = returning_job!(
         r#"UPDATE jobs SET
              status = CASE WHEN status = 'running' THEN status ELSE 'cancelled'::job_status END,
              finished_at = CASE WHEN status = 'running' THEN finished_at ELSE now() END,
              cancel_requested_at = COALESCE(cancel_requested_at, now()),
              updated_at = now()
-           WHERE id = $1 AND tenant_id = $2 AND status IN ('queued', 'failed', 'running')
-           RETURNING id, tenant_id, kind, queue, args, status AS "status: JobStatus", attempt,
-                     max_attempts, run_at, dispatched_at, lease_until, progress, result, last_error,
-                     idempotency_key, cancel_requested_at, created_at, started_at, finished_at,
-                     updated_at"#,
+           WHERE id = $1 AND tenant_id = $2 AND status IN ('queued', 'failed', 'running')"#,
         id,
         tenant_id
     )
@@ -346,15 +347,10 @@ pub async fn cancel(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> sqlx::Result<Ca
 /// `dead|failed → queued`, due now, with a fresh attempt budget (the last error stays visible).
 /// `None` when the tenant has no such job in a retryable state.
 pub async fn retry(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> sqlx::Result<Option<Job>> {
-    sqlx::query_as!(
-        Job,
+    returning_job!(
         r#"UPDATE jobs SET status = 'queued', attempt = 0, run_at = now(), finished_at = NULL,
                           dispatched_at = NULL, cancel_requested_at = NULL, updated_at = now()
-           WHERE id = $1 AND tenant_id = $2 AND status IN ('dead', 'failed')
-           RETURNING id, tenant_id, kind, queue, args, status AS "status: JobStatus", attempt,
-                     max_attempts, run_at, dispatched_at, lease_until, progress, result, last_error,
-                     idempotency_key, cancel_requested_at, created_at, started_at, finished_at,
-                     updated_at"#,
+           WHERE id = $1 AND tenant_id = $2 AND status IN ('dead', 'failed')"#,
         id,
         tenant_id
     )
