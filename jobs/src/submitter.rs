@@ -75,10 +75,19 @@ impl Submitter {
     /// it to Redis in the background, as the batches do, so the caller answers without waiting
     /// on Redis. [`Self::settle`] waits for these pushes too.
     pub fn dispatch_later(&self, job: &keel_models::job::Job) {
-        if let Some(due) = enqueue::to_dispatch(job) {
+        self.dispatch_all_later(std::iter::once(job));
+    }
+
+    /// [`Self::dispatch_later`] for jobs committed together: one push per queue.
+    pub fn dispatch_all_later<'a>(
+        &self,
+        jobs: impl IntoIterator<Item = &'a keel_models::job::Job>,
+    ) {
+        let due: Vec<_> = jobs.into_iter().filter_map(enqueue::to_dispatch).collect();
+        if !due.is_empty() {
             let (pool, lane) = (self.pool.clone(), self.lane.clone());
             self.batches.spawn(async move {
-                enqueue::dispatch_many_after_commit(&lane, &pool, &[due]).await;
+                enqueue::dispatch_many_after_commit(&lane, &pool, &due).await;
             });
         }
     }

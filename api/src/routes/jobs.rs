@@ -90,20 +90,8 @@ pub(crate) async fn accept(
     tenant: uuid::Uuid,
     body: Submit,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let new = enqueue::prepare(&state.registry, &state.services, Some(tenant), body).map_err(
-        |e| match e {
-            SubmitError::UnknownKind { kind, known } => ApiError::Unprocessable {
-                code: "unknown_kind",
-                message: format!(
-                    "unknown job kind {kind:?}; known kinds: {}",
-                    known.join(", ")
-                ),
-                details: json!({ "path": "kind", "known_kinds": known }),
-            },
-            SubmitError::Invalid(a) => ApiError::invalid(&a.path, a.message),
-        },
-    )?;
-    let mut new = new;
+    let mut new = enqueue::prepare(&state.registry, &state.services, Some(tenant), body)
+        .map_err(|e| refused(e, ""))?;
     if priority_lane(state, tenant).await? {
         new.queue = keel_jobs::lane::priority_queue(&new.queue);
     }
@@ -156,9 +144,25 @@ pub(crate) async fn accept(
     }
 }
 
+/// A submit [`enqueue::prepare`] refused, as a 422 whose `details.path` points at the field
+/// (`at` prefixes it: `jobs[3].` for an item of a batch).
+pub(crate) fn refused(e: SubmitError, at: &str) -> ApiError {
+    match e {
+        SubmitError::UnknownKind { kind, known } => ApiError::Unprocessable {
+            code: "unknown_kind",
+            message: format!(
+                "{at}unknown job kind {kind:?}; known kinds: {}",
+                known.join(", ")
+            ),
+            details: json!({ "path": format!("{at}kind"), "known_kinds": known }),
+        },
+        SubmitError::Invalid(a) => ApiError::invalid(&format!("{at}{}", a.path), a.message),
+    }
+}
+
 /// Whether the tenant's jobs travel on the priority lanes (an add-on with `priority_lane`).
 /// Catalogs that sell no such add-on skip the lookup.
-async fn priority_lane(state: &AppState, tenant: uuid::Uuid) -> Result<bool, ApiError> {
+pub(crate) async fn priority_lane(state: &AppState, tenant: uuid::Uuid) -> Result<bool, ApiError> {
     let catalog = &state.billing.catalog;
     let sold = catalog.add_ons.iter().any(|a| {
         a.features

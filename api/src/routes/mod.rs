@@ -2,6 +2,7 @@
 
 mod admin_billing;
 mod analyses;
+mod batch;
 mod billing;
 mod health;
 mod jira;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/keys/{id}", delete(tenants::revoke_key))
         .route("/api/jobs", post(jobs::submit).get(jobs::list))
+        .route("/api/jobs/batch", post(batch::submit))
         .route("/api/jobs/{id}", get(jobs::get))
         .route("/api/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/jobs/{id}/retry", post(jobs::retry))
