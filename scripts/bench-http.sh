@@ -5,7 +5,8 @@
 # submit path is measured alone, as the queue benchmark measures enqueue alone. Plan request-rate
 # limits are off (KEEL_RATE_LIMITS=false): they would cap the bench tenant at its plan's rate,
 # and this measures the capacity of the path, not a plan. noop is not metered either way.
-#   usage: bash scripts/bench-http.sh [SECS=10] [CONNECTIONS=8]
+# With BATCH=n in the environment it POSTs /api/jobs/batch with n noop jobs per request instead.
+#   usage: [BATCH=n] bash scripts/bench-http.sh [SECS=10] [CONNECTIONS=8]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-10}"; CONNS="${2:-8}"
@@ -25,6 +26,11 @@ for _ in $(seq 50); do curl -sf localhost:18080/health >/dev/null && break; slee
 KEEL_KEY=$(curl -sf -X POST localhost:18080/api/tenants -H "Authorization: Bearer $KEEL_ADMIN_TOKEN" \
   -H 'Content-Type: application/json' -d '{"name":"bench"}' | sed 's/.*"api_key":"\([^"]*\)".*/\1/')
 export KEEL_KEY
-wrk -t 2 -c "$CONNS" -d "${SECS}s" --latency -s scripts/wrk-submit.lua http://127.0.0.1:18080/api/jobs
+if [ -n "${BATCH:-}" ]; then
+  export BATCH
+  wrk -t 2 -c "$CONNS" -d "${SECS}s" --latency -s scripts/wrk-batch.lua http://127.0.0.1:18080/api/jobs/batch
+else
+  wrk -t 2 -c "$CONNS" -d "${SECS}s" --latency -s scripts/wrk-submit.lua http://127.0.0.1:18080/api/jobs
+fi
 echo "jobs in the ledger: $(psql -h 127.0.0.1 -U postgres -d $DB -tAc 'SELECT count(*) FROM jobs')"
 echo "peak API RSS (MB): $(awk '/VmHWM/ {print $2/1024}' /proc/$API/status)"
