@@ -145,3 +145,27 @@ async fn idempotency_keys_answer_per_item_with_the_jobs_they_created() {
     assert_eq!(status, 202, "{theirs}");
     assert_ne!(ids(&theirs)[0], ids(&first)[0]);
 }
+
+/// Two batches sharing idempotency keys, listed in opposite orders, submitted at once: both
+/// are answered (no deadlock between their inserts), and each key names one job in both.
+#[tokio::test]
+async fn concurrent_batches_sharing_keys_in_opposite_orders_both_succeed() {
+    let env = TestEnv::new().await;
+    let (_, key, _) = env.tenant("acme").await;
+    for round in 0..5 {
+        let items: Vec<Value> = (0..500)
+            .map(|i| json!({ "kind": "noop", "args": {"i": i}, "idempotency_key": format!("r{round}-{i:03}") }))
+            .collect();
+        let reversed: Vec<Value> = items.iter().rev().cloned().collect();
+        let ((sa, a), (sb, b)) = tokio::join!(
+            batch(&env, &key, json!(items)),
+            batch(&env, &key, json!(reversed))
+        );
+        assert!(matches!(sa, 200 | 202), "round {round}: {a}");
+        assert!(matches!(sb, 200 | 202), "round {round}: {b}");
+        let mut b_ids = ids(&b);
+        b_ids.reverse();
+        assert_eq!(ids(&a), b_ids, "round {round}: one job per key");
+    }
+    assert_eq!(env.count_jobs().await, 2500);
+}

@@ -77,7 +77,7 @@ pub async fn submit(
     }
 
     let mut tx = state.pool.begin().await?;
-    let inserted = ledger::insert_batch(&mut tx, &news).await?;
+    let inserted = insert_in_key_order(&mut tx, &news).await?;
     for (i, (new, row)) in news.iter().zip(&inserted).enumerate() {
         match row {
             Inserted::New(job) if state.limits.metering => {
@@ -125,4 +125,25 @@ pub async fn submit(
         StatusCode::OK
     };
     Ok((status, Json(Accepted { jobs })))
+}
+
+/// Inserts the rows in the order of their idempotency keys and answers in the batch's order.
+/// An insert waits on a concurrent transaction inserting the same key; two batches with keys
+/// in opposite orders would wait on each other (a deadlock Postgres breaks by failing one). In
+/// one order, the later batch waits and then finds the earlier one's jobs.
+async fn insert_in_key_order(
+    tx: &mut sqlx::PgConnection,
+    news: &[keel_models::job::NewJob],
+) -> sqlx::Result<Vec<Inserted>> {
+    let mut order: Vec<usize> = (0..news.len()).collect();
+    order.sort_by(|&a, &b| news[a].idempotency_key.cmp(&news[b].idempotency_key));
+    let sorted: Vec<_> = order.iter().map(|&i| news[i].clone()).collect();
+    let mut answers: Vec<Option<Inserted>> = (0..news.len()).map(|_| None).collect();
+    for (&i, row) in order.iter().zip(ledger::insert_batch(tx, &sorted).await?) {
+        answers[i] = Some(row);
+    }
+    Ok(answers
+        .into_iter()
+        .map(|a| a.expect("one answer per row"))
+        .collect())
 }
