@@ -84,15 +84,6 @@ async fn retry(env: &TestEnv, key: &str, id: Uuid) -> (u16, Value) {
     post_empty(env, key, &format!("/api/jobs/{id}/retry")).await
 }
 
-fn ids_of(page: &Value) -> Vec<Uuid> {
-    page["jobs"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no jobs array in {page}"))
-        .iter()
-        .map(|j| j["id"].as_str().unwrap().parse().unwrap())
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. Authentication
 // ---------------------------------------------------------------------------------------------
@@ -803,14 +794,14 @@ async fn another_tenant_can_neither_see_nor_touch_a_job() {
 
     let (status, page) = get(&env, &key_b, "/api/jobs").await;
     assert_eq!(status, 200, "{page}");
-    assert_eq!(ids_of(&page), vec![b_own]);
+    assert_eq!(job_ids(&page), vec![b_own]);
     for filter in ["?status=queued", "?kind=noop"] {
         let (_, page) = get(&env, &key_b, &format!("/api/jobs{filter}")).await;
-        assert_eq!(ids_of(&page), vec![b_own], "{filter}");
+        assert_eq!(job_ids(&page), vec![b_own], "{filter}");
     }
     // A cursor pointing past A's job does not reveal it either.
     let (_, page) = get(&env, &key_b, &format!("/api/jobs?cursor={}", Uuid::max())).await;
-    assert_eq!(ids_of(&page), vec![b_own]);
+    assert_eq!(job_ids(&page), vec![b_own]);
 
     let after = env.job(id).await;
     assert_eq!(after.status, JobStatus::Queued);
@@ -825,7 +816,7 @@ async fn another_tenant_can_neither_see_nor_touch_a_job() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "queued");
     let (_, page) = get(&env, &key_a, "/api/jobs").await;
-    assert_eq!(ids_of(&page), vec![id]);
+    assert_eq!(job_ids(&page), vec![id]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -852,7 +843,7 @@ async fn listing_pages_newest_first_without_gaps_or_duplicates() {
         };
         let (status, page) = get(&env, &key, &path).await;
         assert_eq!(status, 200, "{page}");
-        let ids = ids_of(&page);
+        let ids = job_ids(&page);
         assert!(ids.len() <= 2, "{page}");
         seen.extend(ids);
         pages += 1;
@@ -873,7 +864,7 @@ async fn listing_pages_newest_first_without_gaps_or_duplicates() {
 
     // Without a limit: everything, newest first, and no next page.
     let (_, page) = get(&env, &key, "/api/jobs").await;
-    assert_eq!(ids_of(&page), newest_first);
+    assert_eq!(job_ids(&page), newest_first);
     assert!(page["next_cursor"].is_null(), "{page}");
 }
 
@@ -890,22 +881,22 @@ async fn listing_filters_by_status_and_kind() {
     assert_eq!(status, 200, "{body}");
 
     let (_, page) = get(&env, &key, "/api/jobs?status=cancelled").await;
-    assert_eq!(ids_of(&page), vec![n1]);
+    assert_eq!(job_ids(&page), vec![n1]);
     let (_, page) = get(&env, &key, "/api/jobs?status=queued").await;
-    assert_eq!(ids_of(&page), vec![w1, n2]);
+    assert_eq!(job_ids(&page), vec![w1, n2]);
     let (_, page) = get(&env, &key, "/api/jobs?kind=noop").await;
-    assert_eq!(ids_of(&page), vec![n2, n1]);
+    assert_eq!(job_ids(&page), vec![n2, n1]);
     let (_, page) = get(&env, &key, "/api/jobs?kind=webhook.deliver").await;
-    assert_eq!(ids_of(&page), vec![w1]);
+    assert_eq!(job_ids(&page), vec![w1]);
     for j in page["jobs"].as_array().unwrap() {
         assert_eq!(j["kind"], "webhook.deliver");
     }
     let (_, page) = get(&env, &key, "/api/jobs?kind=noop&status=queued").await;
-    assert_eq!(ids_of(&page), vec![n2]);
+    assert_eq!(job_ids(&page), vec![n2]);
     let (_, page) = get(&env, &key, "/api/jobs?status=succeeded").await;
-    assert_eq!(ids_of(&page), Vec::<Uuid>::new());
+    assert_eq!(job_ids(&page), Vec::<Uuid>::new());
     let (_, page) = get(&env, &key, "/api/jobs?kind=unheard.of").await;
-    assert_eq!(ids_of(&page), Vec::<Uuid>::new());
+    assert_eq!(job_ids(&page), Vec::<Uuid>::new());
 }
 
 #[tokio::test]

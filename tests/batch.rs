@@ -8,7 +8,6 @@ use keel_models::job::JobStatus;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::*;
-use uuid::Uuid;
 
 async fn batch(env: &TestEnv, key: &str, jobs: Value) -> (u16, Value) {
     env.call(
@@ -18,15 +17,6 @@ async fn batch(env: &TestEnv, key: &str, jobs: Value) -> (u16, Value) {
         Some(&json!({ "jobs": jobs })),
     )
     .await
-}
-
-fn ids(body: &Value) -> Vec<Uuid> {
-    body["jobs"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no jobs in {body}"))
-        .iter()
-        .map(|j| j["id"].as_str().unwrap().parse().unwrap())
-        .collect()
 }
 
 fn created(body: &Value) -> Vec<bool> {
@@ -57,7 +47,7 @@ async fn a_batch_is_accepted_in_order_and_its_jobs_run() {
             format!("/api/jobs/{}", job["id"].as_str().unwrap())
         );
     }
-    for id in ids(&body) {
+    for id in job_ids(&body) {
         env.wait_status(id, JobStatus::Succeeded, secs(10)).await;
     }
     assert_eq!(env.count_jobs().await, 3);
@@ -121,12 +111,12 @@ async fn idempotency_keys_answer_per_item_with_the_jobs_they_created() {
     let (status, again) = batch(&env, &key, json!([keyed("a", 1), keyed("b", 2)])).await;
     assert_eq!(status, 200, "nothing new: {again}");
     assert_eq!(created(&again), [false, false]);
-    assert_eq!(ids(&again), ids(&first));
+    assert_eq!(job_ids(&again), job_ids(&first));
 
     let (status, mixed) = batch(&env, &key, json!([keyed("b", 2), keyed("c", 3)])).await;
     assert_eq!(status, 202, "{mixed}");
     assert_eq!(created(&mixed), [false, true]);
-    assert_eq!(ids(&mixed)[0], ids(&first)[1]);
+    assert_eq!(job_ids(&mixed)[0], job_ids(&first)[1]);
 
     // A key reused for other args refuses the batch, the new item included.
     let (status, body) = batch(&env, &key, json!([keyed("d", 4), keyed("a", 9)])).await;
@@ -135,7 +125,7 @@ async fn idempotency_keys_answer_per_item_with_the_jobs_they_created() {
     assert_eq!(body["error"]["details"]["index"], 1);
     assert_eq!(
         body["error"]["details"]["existing_job_id"],
-        json!(ids(&first)[0])
+        json!(job_ids(&first)[0])
     );
     assert_eq!(env.count_jobs().await, 3);
 
@@ -143,7 +133,7 @@ async fn idempotency_keys_answer_per_item_with_the_jobs_they_created() {
     let (_, other, _) = env.tenant("other").await;
     let (status, theirs) = batch(&env, &other, json!([keyed("a", 1)])).await;
     assert_eq!(status, 202, "{theirs}");
-    assert_ne!(ids(&theirs)[0], ids(&first)[0]);
+    assert_ne!(job_ids(&theirs)[0], job_ids(&first)[0]);
 }
 
 /// Two batches sharing idempotency keys, listed in opposite orders, submitted at once: both
@@ -163,9 +153,9 @@ async fn concurrent_batches_sharing_keys_in_opposite_orders_both_succeed() {
         );
         assert!(matches!(sa, 200 | 202), "round {round}: {a}");
         assert!(matches!(sb, 200 | 202), "round {round}: {b}");
-        let mut b_ids = ids(&b);
+        let mut b_ids = job_ids(&b);
         b_ids.reverse();
-        assert_eq!(ids(&a), b_ids, "round {round}: one job per key");
+        assert_eq!(job_ids(&a), b_ids, "round {round}: one job per key");
     }
     assert_eq!(env.count_jobs().await, 2500);
 }

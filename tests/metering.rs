@@ -471,30 +471,24 @@ async fn a_priority_lane_tenants_job_overtakes_the_backlog() {
 async fn a_batch_over_a_quota_is_refused_whole() {
     let env = metered_env().await;
     let (_, key, _) = env.tenant("acme").await;
-    let five: Vec<Value> = (0..5).map(|_| sentiment(1)).collect();
-    let (status, body) = env
-        .call(
-            reqwest::Method::POST,
-            "/api/jobs/batch",
-            &key,
-            Some(&json!({ "jobs": five })),
-        )
-        .await;
+    let batch = |n: usize| {
+        let jobs: Vec<Value> = (0..n).map(|_| sentiment(1)).collect();
+        let body = json!({ "jobs": jobs });
+        let env = &env;
+        let key = key.clone();
+        async move {
+            env.call(reqwest::Method::POST, "/api/jobs/batch", &key, Some(&body))
+                .await
+        }
+    };
+    let (status, body) = batch(5).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "quota_exceeded");
     assert_eq!(body["error"]["details"]["kind"], "sentiment.score");
     assert_eq!(env.count_jobs().await, 0);
     assert_eq!(usage(&env, &key).await["reserved"], 0);
 
-    let four: Vec<Value> = (0..4).map(|_| sentiment(1)).collect();
-    let (status, body) = env
-        .call(
-            reqwest::Method::POST,
-            "/api/jobs/batch",
-            &key,
-            Some(&json!({ "jobs": four })),
-        )
-        .await;
+    let (status, body) = batch(4).await;
     assert_eq!(status, 202, "{body}");
     let u = usage(&env, &key).await;
     assert_eq!(kind(&u, "sentiment.score")["reserved"], 4, "{u}");

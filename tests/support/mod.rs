@@ -432,6 +432,16 @@ pub fn webhook(url: &str, payload: Value) -> Value {
     json!({ "kind": "webhook.deliver", "args": { "url": url, "event": "test.event", "payload": payload } })
 }
 
+/// The ids of `body["jobs"]` (a page of `GET /api/jobs`, an answer of the batch endpoint).
+pub fn job_ids(body: &Value) -> Vec<Uuid> {
+    body["jobs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no jobs array in {body}"))
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
