@@ -1,5 +1,5 @@
 # One image for every Keel role (api, worker, scheduler, migrate): the command picks the role.
-FROM rust:1.88-bookworm AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 ENV SQLX_OFFLINE=true

@@ -96,3 +96,45 @@ async fn worker_metrics_endpoint_serves_the_job_duration_histogram() {
         "{body}"
     );
 }
+
+/// The Docker image (README § Docker) builds with the Rust of its `FROM rust:X.Y` line, which
+/// must be at least the `rust-version` of every crate in Cargo.lock: the image stayed on 1.88
+/// while async-stripe and uuid moved to 1.89, and `cargo build --locked` in it would have failed.
+#[test]
+fn the_docker_image_uses_a_rust_every_locked_crate_accepts() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dockerfile = std::fs::read_to_string(format!("{root}/Dockerfile")).unwrap();
+    let image = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("FROM rust:"))
+        .expect("a FROM rust:X.Y line");
+    let version = |v: &str| -> (u32, u32) {
+        let mut parts = v.split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    };
+    let have = version(image);
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(root)
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let too_new: Vec<String> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| {
+            let needs = p["rust_version"].as_str()?;
+            (version(needs) > have).then(|| format!("{} {} needs {needs}", p["name"], p["version"]))
+        })
+        .collect();
+    assert!(
+        too_new.is_empty(),
+        "Dockerfile has rust:{image}; {too_new:?}"
+    );
+}
