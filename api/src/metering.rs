@@ -109,11 +109,31 @@ pub async fn reserve(
     job: &NewJob,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
+    if state
+        .billing
+        .catalog
+        .units_for(&job.kind, &job.args)
+        .is_none()
+    {
+        return Ok(());
+    }
+    let e = entitlement(state, tenant, now).await?;
+    reserve_under(state, tx, tenant, &e, job, now).await
+}
+
+/// [`reserve`] under an entitlement the caller looked up: a batch of jobs looks it up once.
+pub async fn reserve_under(
+    state: &AppState,
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    e: &Entitlement,
+    job: &NewJob,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
     let Some(units) = state.billing.catalog.units_for(&job.kind, &job.args) else {
         return Ok(());
     };
     let units = units as i64;
-    let e = entitlement(state, tenant, now).await?;
     let period = metering::lock_period(
         tx,
         tenant,

@@ -78,10 +78,26 @@ pub async fn submit(
 
     let mut tx = state.pool.begin().await?;
     let inserted = insert_in_key_order(&mut tx, &news).await?;
+    // The tenant's plan and period, looked up once for every metered item of the batch.
+    let mut entitlement = None;
     for (i, (new, row)) in news.iter().zip(&inserted).enumerate() {
         match row {
-            Inserted::New(job) if state.limits.metering => {
-                crate::metering::reserve(&state, &mut tx, tenant, new, job.created_at).await?;
+            Inserted::New(job)
+                if state.limits.metering
+                    && state
+                        .billing
+                        .catalog
+                        .units_for(&new.kind, &new.args)
+                        .is_some() =>
+            {
+                let e = match &entitlement {
+                    Some(e) => e,
+                    None => entitlement.insert(
+                        crate::metering::entitlement(&state, tenant, job.created_at).await?,
+                    ),
+                };
+                crate::metering::reserve_under(&state, &mut tx, tenant, e, new, job.created_at)
+                    .await?;
             }
             Inserted::New(_) => {}
             Inserted::Existing(job) if job.kind != new.kind || job.args != new.args => {
