@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark (not a test) of the durable drain alone: N noop jobs written to a scratch ledger with
 # one INSERT … SELECT, then one `keel-bench work CONC` worker (the real Worker: relay, guarded
-# start and finish, heartbeats) until every row is `succeeded`. Prints jobs/s.
+# start and finish, heartbeats) until every row is `succeeded`. Prints jobs/s and the worker's
+# peak RSS.
 #   usage: bash scripts/bench-drain.sh [N=20000] [CONC=8]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +23,9 @@ t0=$(date +%s.%N)
 target/release/keel-bench work "$CONC" & W=$!
 until [ "$(psql -h 127.0.0.1 -U postgres -d $DB -tAc "SELECT count(*) FROM jobs WHERE status = 'succeeded'")" -ge "$N" ]; do sleep 0.2; done
 t1=$(date +%s.%N)
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$W/status")
 kill $W; wait $W 2>/dev/null || true
-python3 -c "print(f'durable drain: $N jobs, concurrency $CONC: {$N/($t1-$t0):.0f} jobs/s (worker start included)')"
+python3 -c "print(f'durable drain: $N jobs, concurrency $CONC: {$N/($t1-$t0):.0f} jobs/s (worker start included); worker peak RSS {$hwm/1024:.1f} MB')"
 psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
 redis-cli --scan --pattern 'keelbenchdrain:*' | xargs -r redis-cli del >/dev/null
 rm -rf "$BENCH_OUT"
