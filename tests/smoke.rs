@@ -113,8 +113,12 @@ fn the_docker_image_uses_a_rust_every_locked_crate_accepts() {
         (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
     };
     let have = version(image);
+    // Only the crates the image builds (Linux): unfiltered, the resolve also wants every other
+    // platform's crates (Android, Windows, …), which a machine that has only built Keel here
+    // never downloaded, so `--offline` failed on a fresh clone's first run.
     let out = std::process::Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", "x86_64-unknown-linux-gnu"])
         .current_dir(root)
         .output()
         .expect("run cargo metadata");
