@@ -16,7 +16,7 @@ async fn local_mode_checkout_change_and_cancel_apply_at_once() {
 
     let mut trial = plan_checkout("starter", "month");
     trial["trial_days"] = json!(14);
-    let (status, body) = post(&env, &key, "/api/billing/checkout", trial).await;
+    let (status, body) = checkout(&env, &key, trial).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["mode"], "local");
     assert_eq!(body["applied"], true);
@@ -28,26 +28,15 @@ async fn local_mode_checkout_change_and_cancel_apply_at_once() {
     assert!(body["subscription"]["trial_end"].is_string());
 
     // A second checkout for a plan is refused: change it instead.
-    let (status, body) = post(
-        &env,
-        &key,
-        "/api/billing/checkout",
-        plan_checkout("team", "month"),
-    )
-    .await;
+    let (status, body) = checkout(&env, &key, plan_checkout("team", "month")).await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
+        (status, code(&body)),
         (409, Some("already_subscribed")),
         "{body}"
     );
 
-    let (status, body) = post(
-        &env,
-        &key,
-        "/api/billing/subscription/change",
-        json!({ "plan": "team", "interval": "year" }),
-    )
-    .await;
+    let (status, body) =
+        change_plan(&env, &key, json!({ "plan": "team", "interval": "year" })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (body["plan"].as_str(), body["changed"].as_bool()),
@@ -58,35 +47,17 @@ async fn local_mode_checkout_change_and_cancel_apply_at_once() {
         body["proration_amount"], 0,
         "no charge during a trial: {body}"
     );
-    let (_, body) = post(
-        &env,
-        &key,
-        "/api/billing/subscription/change",
-        json!({ "plan": "team" }),
-    )
-    .await;
+    let (_, body) = change_plan(&env, &key, json!({ "plan": "team" })).await;
     assert_eq!(body["changed"], false, "{body}");
 
-    let (status, body) = post(
-        &env,
-        &key,
-        "/api/billing/subscription/cancel",
-        json!({ "at_period_end": true }),
-    )
-    .await;
+    let (status, body) = cancel_plan(&env, &key, json!({ "at_period_end": true })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["subscription"]["cancel_at_period_end"], true);
     assert_eq!(
         body["plan"], "team",
         "still on team until the period ends: {body}"
     );
-    let (status, body) = post(
-        &env,
-        &key,
-        "/api/billing/subscription/cancel",
-        json!({ "at_period_end": false }),
-    )
-    .await;
+    let (status, body) = cancel_plan(&env, &key, json!({ "at_period_end": false })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (
@@ -95,27 +66,15 @@ async fn local_mode_checkout_change_and_cancel_apply_at_once() {
         ),
         (Some("free"), Some("canceled"))
     );
-    let (status, body) = post(
-        &env,
-        &key,
-        "/api/billing/subscription/cancel",
-        json!({ "at_period_end": false }),
-    )
-    .await;
+    let (status, body) = cancel_plan(&env, &key, json!({ "at_period_end": false })).await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
+        (status, code(&body)),
         (409, Some("no_subscription")),
         "{body}"
     );
 
     // After canceling, a new paid checkout works and is invoiced at the plan price.
-    let (status, body) = post(
-        &env,
-        &key,
-        "/api/billing/checkout",
-        plan_checkout("starter", "year"),
-    )
-    .await;
+    let (status, body) = checkout(&env, &key, plan_checkout("starter", "year")).await;
     assert_eq!(
         (status, body["status"].as_str()),
         (200, Some("active")),
@@ -132,7 +91,7 @@ async fn local_mode_credit_packs_grant_units_until_they_expire() {
     let env = env().await;
     let (_, key, _) = env.tenant("acme").await;
     let body = json!({ "credit_pack": "pack_250", "success_url": URLS.0, "cancel_url": URLS.1 });
-    let (status, answer) = post(&env, &key, "/api/billing/checkout", body).await;
+    let (status, answer) = checkout(&env, &key, body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["mode"], "local");
     assert_eq!(answer["credit_grant"]["units"], 250);
@@ -200,32 +159,20 @@ async fn bad_billing_input_is_a_clear_4xx_and_changes_nothing() {
         ),
     ];
     for (body, says) in cases {
-        let (status, answer) = post(&env, &key, "/api/billing/checkout", body.clone()).await;
+        let (status, answer) = checkout(&env, &key, body.clone()).await;
         assert_eq!(status, 422, "{body} → {answer}");
         assert!(
             answer["error"]["message"].as_str().unwrap().contains(says),
             "{body} → {answer} should say {says:?}"
         );
     }
-    let (status, answer) = post(
-        &env,
-        &key,
-        "/api/billing/subscription/change",
-        json!({ "plan": "team" }),
-    )
-    .await;
+    let (status, answer) = change_plan(&env, &key, json!({ "plan": "team" })).await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
+        (status, code(&answer)),
         (409, Some("no_subscription")),
         "{answer}"
     );
-    let (status, _) = post(
-        &env,
-        &key,
-        "/api/billing/subscription/cancel",
-        json!({ "at_period_end": "yes" }),
-    )
-    .await;
+    let (status, _) = cancel_plan(&env, &key, json!({ "at_period_end": "yes" })).await;
     assert_eq!(status, 422);
     let (status, _) = post(
         &env,
@@ -257,51 +204,29 @@ async fn admin_stats_count_revenue_subscriptions_churn_and_pack_sales() {
     let (_, b, _) = env.tenant("b").await;
     let (_, c, _) = env.tenant("c").await;
     assert_eq!(
-        post(
-            &env,
-            &a,
-            "/api/billing/checkout",
-            plan_checkout("starter", "month")
-        )
-        .await
-        .0,
+        checkout(&env, &a, plan_checkout("starter", "month"))
+            .await
+            .0,
         200
     );
     assert_eq!(
-        post(
-            &env,
-            &b,
-            "/api/billing/checkout",
-            plan_checkout("team", "year")
-        )
-        .await
-        .0,
+        checkout(&env, &b, plan_checkout("team", "year")).await.0,
         200
     );
     assert_eq!(
-        post(
-            &env,
-            &c,
-            "/api/billing/checkout",
-            plan_checkout("starter", "month")
-        )
-        .await
-        .0,
+        checkout(&env, &c, plan_checkout("starter", "month"))
+            .await
+            .0,
         200
     );
     assert_eq!(
-        post(
-            &env,
-            &c,
-            "/api/billing/subscription/cancel",
-            json!({ "at_period_end": false })
-        )
-        .await
-        .0,
+        cancel_plan(&env, &c, json!({ "at_period_end": false }))
+            .await
+            .0,
         200
     );
     let pack = json!({ "credit_pack": "pack_50", "success_url": URLS.0, "cancel_url": URLS.1 });
-    assert_eq!(post(&env, &a, "/api/billing/checkout", pack).await.0, 200);
+    assert_eq!(checkout(&env, &a, pack).await.0, 200);
 
     assert_eq!(get(&env, Some(&a), "/admin/billing/stats").await.0, 401);
     let (status, s) = get(&env, Some(ADMIN), "/admin/billing/stats").await;

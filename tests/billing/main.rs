@@ -85,6 +85,23 @@ async fn post(env: &TestEnv, token: &str, path: &str, body: Value) -> (u16, Valu
         .await
 }
 
+/// The `code` of an error answer (`{"error": {"code": …}}`).
+fn code(body: &Value) -> Option<&str> {
+    body["error"]["code"].as_str()
+}
+
+async fn checkout(env: &TestEnv, key: &str, body: Value) -> (u16, Value) {
+    post(env, key, "/api/billing/checkout", body).await
+}
+
+async fn change_plan(env: &TestEnv, key: &str, body: Value) -> (u16, Value) {
+    post(env, key, "/api/billing/subscription/change", body).await
+}
+
+async fn cancel_plan(env: &TestEnv, key: &str, body: Value) -> (u16, Value) {
+    post(env, key, "/api/billing/subscription/cancel", body).await
+}
+
 /// Waits until the stored event leaves `received` (and, when given, reaches `want`).
 async fn processed(env: &TestEnv, id: &str, want: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);

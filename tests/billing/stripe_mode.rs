@@ -82,7 +82,7 @@ async fn stripe_mode_checkout_asks_stripe_for_a_session_with_an_idempotency_key(
         .await;
     let mut body = plan_checkout("starter", "year");
     body["trial_days"] = json!(14);
-    let (status, answer) = post(&env, &key, "/api/billing/checkout", body.clone()).await;
+    let (status, answer) = checkout(&env, &key, body.clone()).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["mode"], "stripe");
     assert_eq!(answer["applied"], false);
@@ -92,7 +92,7 @@ async fn stripe_mode_checkout_asks_stripe_for_a_session_with_an_idempotency_key(
     );
     assert_eq!(answer["session_id"], "cs_test_a1b2c3");
     // A client retry sends the same idempotency key.
-    assert_eq!(post(&env, &key, "/api/billing/checkout", body).await.0, 200);
+    assert_eq!(checkout(&env, &key, body).await.0, 200);
     let sent = received(&stripe).await;
     assert_eq!(sent.len(), 2);
     let (fields, k1) = &sent[0];
@@ -125,7 +125,7 @@ async fn stripe_mode_checkout_asks_stripe_for_a_session_with_an_idempotency_key(
 
     // A credit pack: a one-off payment that creates the customer.
     let pack = json!({ "credit_pack": "pack_250", "success_url": URLS.0, "cancel_url": URLS.1 });
-    assert_eq!(post(&env, &key, "/api/billing/checkout", pack).await.0, 200);
+    assert_eq!(checkout(&env, &key, pack).await.0, 200);
     let sent = received(&stripe).await;
     let (fields, k3) = &sent[2];
     assert_ne!(k3.as_deref(), Some(k1));
@@ -139,15 +139,9 @@ async fn stripe_mode_checkout_asks_stripe_for_a_session_with_an_idempotency_key(
     }
     // Change and cancel call Stripe's subscription API (tests/stripe_jobs.rs); with no
     // subscription yet there is nothing to cancel.
-    let (status, answer) = post(
-        &env,
-        &key,
-        "/api/billing/subscription/cancel",
-        json!({ "at_period_end": true }),
-    )
-    .await;
+    let (status, answer) = cancel_plan(&env, &key, json!({ "at_period_end": true })).await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
+        (status, code(&answer)),
         (409, Some("no_subscription")),
         "{answer}"
     );
@@ -169,15 +163,9 @@ async fn stripe_refusals_are_422_with_stripes_message_and_outages_503() {
         .up_to_n_times(1)
         .mount(&stripe)
         .await;
-    let (status, answer) = post(
-        &env,
-        &key,
-        "/api/billing/checkout",
-        plan_checkout("team", "month"),
-    )
-    .await;
+    let (status, answer) = checkout(&env, &key, plan_checkout("team", "month")).await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
+        (status, code(&answer)),
         (422, Some("stripe_error")),
         "{answer}"
     );
@@ -195,13 +183,7 @@ async fn stripe_refusals_are_422_with_stripes_message_and_outages_503() {
         .respond_with(ResponseTemplate::new(500).set_body_json(outage))
         .mount(&stripe)
         .await;
-    let (status, answer) = post(
-        &env,
-        &key,
-        "/api/billing/checkout",
-        plan_checkout("team", "month"),
-    )
-    .await;
+    let (status, answer) = checkout(&env, &key, plan_checkout("team", "month")).await;
     assert_eq!(status, 503, "{answer}");
 }
 
@@ -212,7 +194,7 @@ async fn the_billing_portal_needs_stripe_mode_and_a_stripe_customer() {
     let body = json!({ "return_url": URLS.0 });
     let (status, answer) = post(&local, &key, "/api/billing/portal", body.clone()).await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
+        (status, code(&answer)),
         (409, Some("local_mode")),
         "{answer}"
     );
@@ -223,7 +205,7 @@ async fn the_billing_portal_needs_stripe_mode_and_a_stripe_customer() {
     let (tenant, key, _) = env.tenant("acme").await;
     let (status, answer) = post(&env, &key, "/api/billing/portal", body.clone()).await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
+        (status, code(&answer)),
         (409, Some("no_stripe_customer")),
         "{answer}"
     );
