@@ -100,6 +100,16 @@ fn payment_required(message: String) -> ApiError {
     ApiError::PaymentRequired { message }
 }
 
+/// Whether submitting `job` reserves units: metering is on and the catalog meters its kind.
+pub fn metered(state: &AppState, job: &NewJob) -> bool {
+    state.limits.metering
+        && state
+            .billing
+            .catalog
+            .units_for(&job.kind, &job.args)
+            .is_some()
+}
+
 /// Reserves the job's units inside the caller's transaction (which also inserts the job).
 /// Kinds the catalog does not meter cost nothing and are not recorded.
 pub async fn reserve(

@@ -82,14 +82,7 @@ pub async fn submit(
     let mut entitlement = None;
     for (i, (new, row)) in news.iter().zip(&inserted).enumerate() {
         match row {
-            Inserted::New(job)
-                if state.limits.metering
-                    && state
-                        .billing
-                        .catalog
-                        .units_for(&new.kind, &new.args)
-                        .is_some() =>
-            {
+            Inserted::New(job) if crate::metering::metered(&state, new) => {
                 let e = match &entitlement {
                     Some(e) => e,
                     None => entitlement.insert(

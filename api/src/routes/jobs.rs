@@ -95,12 +95,7 @@ pub(crate) async fn accept(
     if priority_lane(state, tenant).await? {
         new.queue = keel_jobs::lane::priority_queue(&new.queue);
     }
-    let metered = state.limits.metering
-        && state
-            .billing
-            .catalog
-            .units_for(&new.kind, &new.args)
-            .is_some();
+    let metered = crate::metering::metered(state, &new);
     // Only a submit with an idempotency key can meet an existing job, to be compared below.
     let asked = new
         .idempotency_key
