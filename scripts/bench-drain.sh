@@ -9,11 +9,9 @@ cd "$(dirname "$0")/.."
 N="${1:-20000}"; CONC="${2:-8}"
 bash scripts/services.sh
 cargo build --release --bin keel-bench -q
-DB=keel_bench_drain
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL=redis://127.0.0.1:6379 \
-  KEEL_REDIS_PREFIX=keelbenchdrain RUST_LOG=warn BENCH_OUT="$(mktemp -d)"
-psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" 2>/dev/null
-redis-cli --scan --pattern 'keelbenchdrain:*' | xargs -r redis-cli del >/dev/null
+. scripts/bench-scratch.sh
+scratch drain
+DB=$SCRATCH_DB
 # The first start creates the database and applies migrations.
 timeout 20 target/release/keel-bench work 1 & W=$!; sleep 2; kill $W; wait $W 2>/dev/null || true
 psql -h 127.0.0.1 -U postgres -d $DB -qc "TRUNCATE jobs CASCADE; INSERT INTO jobs (id, kind, queue, args, max_attempts)
@@ -26,6 +24,3 @@ t1=$(date +%s.%N)
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$W/status")
 kill $W; wait $W 2>/dev/null || true
 python3 -c "print(f'durable drain: $N jobs, concurrency $CONC: {$N/($t1-$t0):.0f} jobs/s (worker start included); worker peak RSS {$hwm/1024:.1f} MB')"
-psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
-redis-cli --scan --pattern 'keelbenchdrain:*' | xargs -r redis-cli del >/dev/null
-rm -rf "$BENCH_OUT"

@@ -10,11 +10,8 @@ cd "$(dirname "$0")/.."
 RATE="${1:-200}"; SECS="${2:-6}"; CONC="${3:-8}"
 bash scripts/services.sh
 cargo build --release --bin keel-bench -q
-DB=keel_bench_latency
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL=redis://127.0.0.1:6379 \
-  KEEL_REDIS_PREFIX=keelbenchlatency RUST_LOG="${RUST_LOG:-warn}" BENCH_OUT="$(mktemp -d)"
-psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" 2>/dev/null
-redis-cli --scan --pattern 'keelbenchlatency:*' | xargs -r redis-cli del >/dev/null
+. scripts/bench-scratch.sh
+scratch latency
 target/release/keel-bench work "$CONC" & W=$!
 sleep 2 # the first start creates the database and applies migrations
 target/release/keel-bench produce "$RATE" "$SECS" >/dev/null
@@ -30,6 +27,3 @@ q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
 print(f'pick-up latency at $RATE/s ({len(rows)} jobs, {len(lat)} after the first second): '
       f'p50 {q(0.5):.2f} ms, p90 {q(0.9):.2f} ms, p99 {q(0.99):.2f} ms; worker peak RSS {$hwm/1024:.1f} MB')
 "
-psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
-redis-cli --scan --pattern 'keelbenchlatency:*' | xargs -r redis-cli del >/dev/null
-rm -rf "$BENCH_OUT"
