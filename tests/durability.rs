@@ -130,3 +130,71 @@ async fn a_million_queued_jobs_stay_in_postgres_while_redis_holds_a_bounded_wind
         "Redis held {max_len} entries, window {WINDOW}"
     );
 }
+
+/// The relay's one statement for all queues: each queue's stream is filled up to its window
+/// (rows waiting first, then running rows whose worker died), the queues do not share one room,
+/// and what is already in Redis is not pushed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_fills_each_queue_up_to_its_window_waiting_rows_before_orphans() {
+    const WINDOW: usize = 5;
+    let env = TestEnv::with(|s| s.redis_window = WINDOW).await;
+    let (tenant, _, _) = env.tenant("relay").await;
+    let pool = &env.keel.pool;
+    let args = |n: usize| (0..n).map(|i| json!({ "n": i })).collect::<Vec<_>>();
+    let mut conn = pool.acquire().await.unwrap();
+    // Two running rows whose lease ran out (their worker died), older than anything waiting.
+    keel_models::job::insert_many(&mut conn, Some(tenant), "noop", "default", 3, &args(2))
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE jobs SET status = 'running', attempt = 1, lease_until = now() - interval '1 second'",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    keel_models::job::insert_many(&mut conn, Some(tenant), "noop", "default", 3, &args(7))
+        .await
+        .unwrap();
+    keel_models::job::insert_many(&mut conn, Some(tenant), "noop", "analysis", 3, &args(3))
+        .await
+        .unwrap();
+    drop(conn);
+
+    let worker = env.keel.worker(env.keel.settings.worker_config());
+    let relay = worker.relay();
+    let lane = &env.keel.lane;
+    let dispatched = |status: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM jobs WHERE dispatched_at IS NOT NULL AND status::text = $1",
+        )
+        .bind(status)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+
+    // Each queue up to its own window; the default queue's room goes to waiting rows first.
+    assert_eq!(relay.tick().await.unwrap(), WINDOW + 3);
+    assert_eq!(lane.len("default").await.unwrap(), WINDOW);
+    assert_eq!(lane.len("analysis").await.unwrap(), 3);
+    assert_eq!(dispatched("queued").await, WINDOW as i64 + 3);
+    assert_eq!(dispatched("running").await, 0);
+
+    // Nothing is pushed twice while Redis holds it, and a full stream takes nothing.
+    assert_eq!(relay.tick().await.unwrap(), 0);
+
+    // Workers took the default queue's entries: the two waiting rows left, then the orphans.
+    let redis = redis::Client::open(env.keel.settings.redis_url.as_str()).unwrap();
+    redis::cmd("XTRIM")
+        .arg(lane.stream_key("default"))
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async::<i64>(&mut redis.get_multiplexed_async_connection().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(relay.tick().await.unwrap(), 4);
+    assert_eq!(lane.len("default").await.unwrap(), 4);
+    assert_eq!(dispatched("queued").await, 7 + 3);
+    assert_eq!(dispatched("running").await, 2);
+    assert_eq!(relay.tick().await.unwrap(), 0);
+}

@@ -30,6 +30,32 @@ end
 return n
 "#;
 
+/// For each stream (KEYS), creates consumer group ARGV[1] (and the stream) if missing; answers
+/// per stream `created (0|1), length`.
+const ENSURE_GROUPS: &str = r#"
+local out = {}
+for _, key in ipairs(KEYS) do
+  local created = 1
+  local r = redis.pcall('XGROUP', 'CREATE', key, ARGV[1], '0', 'MKSTREAM')
+  if type(r) == 'table' and r.err then
+    if string.sub(r.err, 1, 9) ~= 'BUSYGROUP' then return r end
+    created = 0
+  end
+  out[#out + 1] = created
+  out[#out + 1] = redis.call('XLEN', key)
+end
+return out
+"#;
+
+/// A queue's stream as [`Lane::ensure_groups`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamState {
+    /// Its consumer group had to be created: new, or (after the first start) lost by Redis.
+    pub created: bool,
+    /// Entries in the stream (undelivered plus delivered-but-not-acked).
+    pub len: usize,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error(
     "cannot reach Redis at {url}: {source}. Start it (on a dev machine: `redis-server --daemonize yes \
@@ -87,6 +113,7 @@ struct LaneInner {
     window: usize,
     url: String,
     push_script: Script,
+    groups_script: Script,
 }
 
 impl Lane {
@@ -126,6 +153,7 @@ impl Lane {
                 window: window.max(1),
                 url: shown,
                 push_script: Script::new(PUSH_IF_ROOM),
+                groups_script: Script::new(ENSURE_GROUPS),
             }),
         })
     }
@@ -239,23 +267,26 @@ impl Lane {
             .await
     }
 
-    /// Creates the consumer group (and the stream) if missing. Returns `true` when it had to be
-    /// created, which after the first start means Redis lost its data.
-    pub async fn ensure_group(&self, queue: &str) -> Result<bool, RedisError> {
-        let mut conn = self.inner.conn.clone();
-        let res: Result<(), RedisError> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(self.stream_key(queue))
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
-        match res {
-            Ok(()) => Ok(true),
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(false),
-            Err(e) => Err(e),
+    /// Creates each queue's consumer group (and stream) if missing and reads how long each
+    /// stream is, in one round trip for all queues: the relay asks on every tick.
+    pub async fn ensure_groups(&self, queues: &[String]) -> Result<Vec<StreamState>, RedisError> {
+        if queues.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut call = self.inner.groups_script.prepare_invoke();
+        for queue in queues {
+            call.key(self.stream_key(queue));
+        }
+        call.arg(GROUP);
+        let mut conn = self.inner.conn.clone();
+        let answer: Vec<i64> = call.invoke_async(&mut conn).await?;
+        Ok(answer
+            .chunks_exact(2)
+            .map(|pair| StreamState {
+                created: pair[0] == 1,
+                len: pair[1].max(0) as usize,
+            })
+            .collect())
     }
 
     /// Reads up to `count` new entries for `consumer`, blocking up to `block` when none wait.

@@ -9,12 +9,13 @@
 //! cancelled mid-statement) is closed, and the next use opens a fresh one. So a broken
 //! connection costs one failed batch, as with the pool, and never a second.
 //!
-//! Its connections plan statements generically (`plan_cache_mode = force_generic_plan`): the
-//! batch statements take arrays whose values change every time, and Postgres otherwise
-//! re-planned them on every execution (about a fifth of its CPU in the drain benchmark). A
-//! generic plan is made with the statistics of its connection's first use, so connections are
-//! renewed after [`LIFETIME`] to let plans follow the table. Other queries use the main pool,
-//! whose custom plans can use partial indexes for the values given.
+//! The hot paths' connections plan statements generically (`plan_cache_mode =
+//! force_generic_plan`): the batch statements take arrays whose values change every time, and
+//! Postgres otherwise re-planned them on every execution (about a fifth of its CPU in the drain
+//! benchmark). A generic plan is made with the statistics of its connection's first use, so
+//! connections are renewed after [`LIFETIME`] to let plans follow the table. The relay's
+//! connection plans every execution instead ([`Held::custom_plans`]), as the main pool's
+//! queries may, to use partial indexes for the values given.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
@@ -40,9 +41,20 @@ impl Held {
     /// Up to `n` connections to `pool`'s database with `pool`'s options, planning their
     /// statements generically.
     pub fn generic_plans(pool: &PgPool, n: usize) -> Self {
+        Self::planning(pool, n, "force_generic_plan")
+    }
+
+    /// Like [`Self::generic_plans`], but every execution is planned with its own values and the
+    /// table's current size: for a statement whose best plan depends on them (the relay's, whose
+    /// per-queue limits come in an array), run too rarely for planning to cost anything.
+    pub fn custom_plans(pool: &PgPool, n: usize) -> Self {
+        Self::planning(pool, n, "force_custom_plan")
+    }
+
+    fn planning(pool: &PgPool, n: usize, plan_cache_mode: &str) -> Self {
         let opts = (*pool.connect_options())
             .clone()
-            .options([("plan_cache_mode", "force_generic_plan")]);
+            .options([("plan_cache_mode", plan_cache_mode)]);
         Self {
             opts,
             idle: Arc::new(Mutex::new(Vec::with_capacity(n))),

@@ -235,7 +235,7 @@ async fn work_queue(s: &Settings, conc: usize, stop: CancellationToken) {
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
     let consumer = keel_worker::config::default_consumer_name();
     while !stop.is_cancelled() {
-        let _ = lane.ensure_group("default").await;
+        let _ = lane.ensure_groups(&["default".to_string()]).await;
         let reply: redis::Value = match redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(keel_jobs::lane::GROUP)

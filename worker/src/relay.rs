@@ -15,16 +15,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_jobs::lane::Lane;
+use keel_jobs::lane::{Lane, StreamState};
+use keel_models::held::Held;
 use keel_models::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// Largest batch one round trip dispatches.
 const BATCH: usize = 1000;
 
 pub struct Relay {
     pool: PgPool,
+    /// The dispatch statement's connection (no pool pings: an idle tick is one round trip).
+    conn: Held,
     lane: Lane,
     queues: Vec<String>,
     redispatch_after: Duration,
@@ -46,6 +50,7 @@ impl Relay {
         consumer: String,
     ) -> Arc<Self> {
         Arc::new(Self {
+            conn: Held::custom_plans(&pool, 1),
             pool,
             lane,
             queues,
@@ -62,13 +67,14 @@ impl Relay {
         self.wake.notify_one();
     }
 
-    /// Makes sure each queue's consumer group exists. When one had to be re-created after this
-    /// process had seen it, Redis lost its data: every waiting row is dispatched again at once.
-    pub async fn ensure_groups(&self) -> Result<(), redis::RedisError> {
+    /// Makes sure each queue's consumer group exists, and answers how long each queue's stream
+    /// is (one round trip). When a group had to be re-created after this process had seen it,
+    /// Redis lost its data: every waiting row of that queue is dispatched again at once.
+    pub async fn ensure_groups(&self) -> Result<Vec<StreamState>, redis::RedisError> {
         let seen = self.seen_groups.load(Ordering::SeqCst);
-        for queue in &self.queues {
-            let created = self.lane.ensure_group(queue).await?;
-            if created && seen {
+        let states = self.lane.ensure_groups(&self.queues).await?;
+        for (queue, state) in self.queues.iter().zip(&states) {
+            if state.created && seen {
                 match keel_models::job::forget_dispatches(&self.pool, queue).await {
                     Ok(n) => tracing::warn!(
                         queue,
@@ -80,7 +86,7 @@ impl Relay {
             }
         }
         self.seen_groups.store(true, Ordering::SeqCst);
-        Ok(())
+        Ok(states)
     }
 
     /// One pass over every queue. Returns how many ids were pushed.
@@ -90,51 +96,71 @@ impl Relay {
 
     /// [`Self::tick`] that stops between batches once `stop` fires: a pass over a deep backlog
     /// is several batches, and a stopping worker should not go on filling Redis for it.
+    ///
+    /// Each batch is one call to Redis (groups and stream lengths of every queue) and one
+    /// statement in Postgres (every queue's due rows, up to the room its stream has, stamped
+    /// and committed), so an idle relay costs two round trips a tick whatever the queues.
     async fn tick_until(&self, stop: &CancellationToken) -> Result<usize, RelayError> {
-        self.ensure_groups().await?;
         let mut pushed = 0;
-        for queue in &self.queues {
-            if stop.is_cancelled() {
-                break;
+        loop {
+            let states = self.ensure_groups().await?;
+            let (queues, rooms): (Vec<String>, Vec<i64>) = self
+                .queues
+                .iter()
+                .zip(&states)
+                .map(|(q, s)| {
+                    (
+                        q.clone(),
+                        self.lane.window().saturating_sub(s.len).min(BATCH) as i64,
+                    )
+                })
+                .filter(|(_, room)| *room > 0)
+                .unzip();
+            if queues.is_empty() {
+                return Ok(pushed);
             }
-            loop {
-                let len = self.lane.len(queue).await?;
-                let room = self.lane.window().saturating_sub(len).min(BATCH);
-                if room == 0 {
-                    break;
-                }
-                let mut tx = self.pool.begin().await?;
-                let ids = keel_models::job::claim_for_dispatch(
-                    &mut tx,
-                    queue,
-                    self.redispatch_after,
-                    room as i64,
-                )
+            let after = self.redispatch_after;
+            let due = self
+                .conn
+                .run(async |c| keel_models::job::dispatch_due(c, &queues, &rooms, after).await)
                 .await?;
-                if ids.is_empty() {
-                    break;
-                }
-                // Stamp and commit first, push after: a worker that reads an id at once must
-                // find its row unlocked (pushing inside the transaction made every fast worker
-                // wait on the relay's row locks). If the push fails, the stamp is cleared so the
-                // next tick retries; if even that fails, `redispatch_after` covers it.
-                keel_models::job::mark_dispatched(&mut tx, &ids).await?;
-                tx.commit().await?;
-                if let Err(e) = self.lane.push_many(queue, &ids).await {
+            if due.is_empty() {
+                return Ok(pushed);
+            }
+            // Stamped and committed first, pushed after: a worker that reads an id at once must
+            // find its row unlocked (pushing inside the transaction made every fast worker wait
+            // on the relay's row locks). If a push fails, the stamps are cleared so the next
+            // tick retries; if even that fails, `redispatch_after` covers it.
+            let batches: Vec<(&String, i64, Vec<Uuid>)> = queues
+                .iter()
+                .zip(&rooms)
+                .map(|(queue, room)| {
+                    let ids = due.iter().filter(|(_, q)| q == queue).map(|(id, _)| *id);
+                    (queue, *room, ids.collect())
+                })
+                .collect();
+            let mut full = false;
+            for (n, (queue, room, ids)) in batches.iter().enumerate() {
+                if let Err(e) = self.lane.push_many(queue, ids).await {
+                    let unpushed: Vec<Uuid> = batches[n..]
+                        .iter()
+                        .flat_map(|(_, _, ids)| ids.clone())
+                        .collect();
                     if let Err(clear) =
-                        keel_models::job::set_dispatched(&self.pool, &ids, false).await
+                        keel_models::job::set_dispatched(&self.pool, &unpushed, false).await
                     {
                         tracing::warn!(error = %clear, "could not clear dispatch stamps; rows wait for redispatch_after");
                     }
                     return Err(e.into());
                 }
                 pushed += ids.len();
-                if ids.len() < room || stop.is_cancelled() {
-                    break;
-                }
+                full |= ids.len() as i64 == *room;
+            }
+            // A queue filled its room: more may be due behind it.
+            if !full || stop.is_cancelled() {
+                return Ok(pushed);
             }
         }
-        Ok(pushed)
     }
 
     /// Reaps Redis entries whose consumer died (keeps streams bounded; jobs are recovered via

@@ -30,7 +30,7 @@ pub use attempt::{
     defer, fail_dead, fail_retryable, hand_back, heartbeat_many, mark_cancelled, set_progress,
     start_many, succeed_many, Started,
 };
-pub use dispatch::{claim_for_dispatch, forget_dispatches, mark_dispatched, set_dispatched};
+pub use dispatch::{dispatch_due, forget_dispatches, set_dispatched};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "job_status", rename_all = "lowercase")]
