@@ -50,11 +50,18 @@ pub async fn record_tick(
     Ok(recorded.is_some())
 }
 
-/// The newest tick recorded for `task`: due ticks are the ones after it.
-pub async fn last_tick(pool: &PgPool, task: &str) -> sqlx::Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar!("SELECT max(tick) FROM schedule_runs WHERE task = $1", task)
-        .fetch_one(pool)
-        .await
+/// The newest tick recorded for each of `tasks` (`None`: never), in the order given: due ticks
+/// are the ones after it. One round trip for every task, as a scheduler asks each second.
+pub async fn last_ticks(pool: &PgPool, tasks: &[&str]) -> sqlx::Result<Vec<Option<DateTime<Utc>>>> {
+    let tasks: Vec<String> = tasks.iter().map(|t| t.to_string()).collect();
+    sqlx::query_scalar!(
+        "SELECT (SELECT max(tick) FROM schedule_runs r WHERE r.task = t.task)
+         FROM unnest($1::text[]) WITH ORDINALITY AS t(task, n)
+         ORDER BY t.n",
+        &tasks
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// The newest `limit` runs of `task`, newest first, with their jobs' statuses.

@@ -76,6 +76,9 @@ pub enum SchedulerError {
     AllTasksFailed(Box<SchedulerError>),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The pass could not read the tasks' last ticks (one query for all), so every task fails.
+    #[error("reading the last recorded ticks failed: {0}")]
+    LastTicks(Arc<sqlx::Error>),
 }
 
 /// The outcome of one pass over every task.
@@ -167,8 +170,18 @@ impl Scheduler {
     pub async fn tick_report(&self, now: DateTime<Utc>) -> TickReport {
         let start = *self.first_pass.get_or_init(|| now);
         let mut report = TickReport::default();
-        for task in &self.tasks {
-            match self.tick_task(task, start, now).await {
+        let names: Vec<&str> = self.tasks.iter().map(|t| t.name).collect();
+        let lasts = match keel_models::schedule::last_ticks(&self.pool, &names).await {
+            Ok(lasts) => lasts.into_iter().map(Ok).collect(),
+            // Every task fails this pass with the same error.
+            Err(e) => vec![Err(Arc::new(e)); names.len()],
+        };
+        for (task, last) in self.tasks.iter().zip(lasts) {
+            let ticked = match last {
+                Ok(last) => self.tick_task(task, last.unwrap_or(start), now).await,
+                Err(e) => Err(SchedulerError::LastTicks(e)),
+            };
+            match ticked {
                 Ok(n) => {
                     report.enqueued += n;
                     if self.failing_lock().remove(task.name).is_some() {
@@ -195,11 +208,10 @@ impl Scheduler {
     async fn tick_task(
         &self,
         task: &Task,
-        first_pass: DateTime<Utc>,
+        after: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<usize, SchedulerError> {
-        let last = keel_models::schedule::last_tick(&self.pool, task.name).await?;
-        let (due, more) = task.due_ticks(last.unwrap_or(first_pass), now);
+        let (due, more) = task.due_ticks(after, now);
         if more {
             tracing::warn!(
                 task = task.name,
