@@ -53,12 +53,11 @@ pub async fn record_tick(
 /// The newest tick recorded for each of `tasks` (`None`: never), in the order given: due ticks
 /// are the ones after it. One round trip for every task, as a scheduler asks each second.
 pub async fn last_ticks(pool: &PgPool, tasks: &[&str]) -> sqlx::Result<Vec<Option<DateTime<Utc>>>> {
-    let tasks: Vec<String> = tasks.iter().map(|t| t.to_string()).collect();
     sqlx::query_scalar!(
         "SELECT (SELECT max(tick) FROM schedule_runs r WHERE r.task = t.task)
          FROM unnest($1::text[]) WITH ORDINALITY AS t(task, n)
          ORDER BY t.n",
-        &tasks
+        tasks as &[&str]
     )
     .fetch_all(pool)
     .await
