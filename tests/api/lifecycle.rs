@@ -135,3 +135,70 @@ async fn a_dead_job_can_be_retried_through_the_api_and_then_succeeds() {
     assert_error(status, &body, 409, "not_cancellable");
     assert_eq!(receiver.received_requests().await.unwrap().len(), 2);
 }
+
+/// A submit answers the job as it was stored: every 202 (and the 200 of a key used before) is
+/// what `GET` then returns, field for field. Rows go in through two statements (with and without
+/// idempotency keys) and concurrent submits share one; both are covered here, alone, all at once
+/// (keyed and keyless in the same batches), and through `POST /api/jobs/batch`.
+#[tokio::test]
+async fn a_submit_answers_the_job_exactly_as_stored() {
+    let env = TestEnv::new().await;
+    let (_, key, _) = env.tenant("acme").await;
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let bodies = |round: u32| {
+        vec![
+            json!({ "kind": "noop", "args": { "n": round, "deep": { "a": [1, 2.5, "x", null] } } }),
+            json!({ "kind": "noop" }),
+            json!({ "kind": "noop", "args": { "n": 2 }, "max_attempts": 3, "run_at": later }),
+            json!({ "kind": "noop", "args": { "n": 3 }, "run_at": past }),
+            json!({ "kind": "noop", "args": { "n": 4 }, "idempotency_key": format!("k-{round}") }),
+            json!({ "kind": "noop", "args": { "n": 5 }, "idempotency_key": "shared", "run_at": later }),
+        ]
+    };
+    let mut answers = Vec::new();
+    for body in bodies(0) {
+        answers.push(env.submit(&key, body).await);
+    }
+    for round in 1..=3 {
+        let all = bodies(round).into_iter().chain(bodies(round + 10));
+        answers.extend(futures::future::join_all(all.map(|b| env.submit(&key, b))).await);
+    }
+    let keyless: Vec<Value> = (0..12)
+        .map(|n| json!({ "kind": "noop", "args": { "n": n } }))
+        .collect();
+    answers
+        .extend(futures::future::join_all(keyless.into_iter().map(|b| env.submit(&key, b))).await);
+    let (status, body) = env
+        .call(
+            Method::POST,
+            "/api/jobs/batch",
+            &key,
+            Some(&json!({ "jobs": bodies(20) })),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    for mut item in body["jobs"].as_array().unwrap().iter().cloned() {
+        let created = item.as_object_mut().unwrap().remove("created").unwrap();
+        answers.push((if created == true { 202 } else { 200 }, item));
+    }
+
+    assert_eq!(answers.len(), 6 + 3 * 12 + 12 + 6);
+    assert!(
+        answers.iter().any(|(s, _)| *s == 200),
+        "the shared key answered 200 at least once"
+    );
+    for (status, answer) in &answers {
+        assert!([200, 202].contains(status), "{status}: {answer}");
+        let id = answer["id"].as_str().unwrap();
+        let (status, stored) = get(&env, &key, &format!("/api/jobs/{id}")).await;
+        assert_eq!(status, 200, "{stored}");
+        assert_eq!(
+            answer, &stored,
+            "the submit's answer differs from the stored job"
+        );
+    }
+    // Alone: 6 new. Each concurrent round: 8 keyless and 2 new keys ("shared" exists by
+    // then). Then 12 keyless, and the batch's 4 keyless and its new key.
+    assert_eq!(env.count_jobs().await, 6 + 3 * 10 + 12 + 5);
+}
