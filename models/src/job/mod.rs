@@ -258,7 +258,9 @@ pub async fn insert_batch(conn: &mut PgConnection, news: &[NewJob]) -> sqlx::Res
 /// [`insert_batch`] for rows none of which has an idempotency key (most submits): nothing can
 /// conflict, so the statement skips `ON CONFLICT`, which costs Postgres a speculative insertion
 /// per row (an arbiter-index probe and an extra WAL record to confirm each row). It answers
-/// only what Postgres decides (the timestamps); the rest of each new row is what was inserted.
+/// only what Postgres decides (the timestamps); the rest of each new row is what was inserted
+/// and the table's defaults, which `tests/api/lifecycle.rs`
+/// (`a_submit_answers_the_job_exactly_as_stored`) holds equal to the stored row.
 async fn insert_batch_keyless(
     conn: &mut PgConnection,
     news: &[NewJob],
