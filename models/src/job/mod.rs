@@ -206,12 +206,12 @@ pub async fn insert_batch(conn: &mut PgConnection, news: &[NewJob]) -> sqlx::Res
     }
     let ids: Vec<Uuid> = news.iter().map(|n| n.id).collect();
     let tenants: Vec<Option<Uuid>> = news.iter().map(|n| n.tenant_id).collect();
-    let kinds: Vec<String> = news.iter().map(|n| n.kind.clone()).collect();
-    let queues: Vec<String> = news.iter().map(|n| n.queue.clone()).collect();
+    let kinds: Vec<&str> = news.iter().map(|n| n.kind.as_str()).collect();
+    let queues: Vec<&str> = news.iter().map(|n| n.queue.as_str()).collect();
     let args: Vec<Value> = news.iter().map(|n| n.args.clone()).collect();
     let max_attempts: Vec<i32> = news.iter().map(|n| n.max_attempts).collect();
     let run_ats: Vec<Option<DateTime<Utc>>> = news.iter().map(|n| n.run_at).collect();
-    let keys: Vec<Option<String>> = news.iter().map(|n| n.idempotency_key.clone()).collect();
+    let keys: Vec<Option<&str>> = news.iter().map(|n| n.idempotency_key.as_deref()).collect();
     let dispatched: Vec<bool> = news.iter().map(|n| n.dispatched).collect();
     let rows = returning_job!(
         r#"INSERT INTO jobs (id, tenant_id, kind, queue, args, max_attempts, run_at,
@@ -224,12 +224,12 @@ pub async fn insert_batch(conn: &mut PgConnection, news: &[NewJob]) -> sqlx::Res
            ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"#,
         &ids,
         &tenants as &[Option<Uuid>],
-        &kinds,
-        &queues,
+        &kinds as &[&str],
+        &queues as &[&str],
         &args,
         &max_attempts,
         &run_ats as &[Option<DateTime<Utc>>],
-        &keys as &[Option<String>],
+        &keys as &[Option<&str>],
         &dispatched,
     )
     .fetch_all(&mut *conn)
