@@ -169,21 +169,28 @@ async fn a_submit_answers_the_job_exactly_as_stored() {
         .collect();
     answers
         .extend(futures::future::join_all(keyless.into_iter().map(|b| env.submit(&key, b))).await);
-    let (status, body) = env
-        .call(
-            Method::POST,
-            "/api/jobs/batch",
-            &key,
-            Some(&json!({ "jobs": bodies(20) })),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    for mut item in body["jobs"].as_array().unwrap().iter().cloned() {
-        let created = item.as_object_mut().unwrap().remove("created").unwrap();
-        answers.push((if created == true { 202 } else { 200 }, item));
+    // The batch route, with keys (one used before) and without any.
+    let keyless_batch: Vec<Value> = bodies(30)
+        .into_iter()
+        .filter(|b| b.get("idempotency_key").is_none())
+        .collect();
+    for jobs in [bodies(20), keyless_batch] {
+        let (status, body) = env
+            .call(
+                Method::POST,
+                "/api/jobs/batch",
+                &key,
+                Some(&json!({ "jobs": jobs })),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        for mut item in body["jobs"].as_array().unwrap().iter().cloned() {
+            let created = item.as_object_mut().unwrap().remove("created").unwrap();
+            answers.push((if created == true { 202 } else { 200 }, item));
+        }
     }
 
-    assert_eq!(answers.len(), 6 + 3 * 12 + 12 + 6);
+    assert_eq!(answers.len(), 6 + 3 * 12 + 12 + 6 + 4);
     assert!(
         answers.iter().any(|(s, _)| *s == 200),
         "the shared key answered 200 at least once"
@@ -199,6 +206,6 @@ async fn a_submit_answers_the_job_exactly_as_stored() {
         );
     }
     // Alone: 6 new. Each concurrent round: 8 keyless and 2 new keys ("shared" exists by
-    // then). Then 12 keyless, and the batch's 4 keyless and its new key.
-    assert_eq!(env.count_jobs().await, 6 + 3 * 10 + 12 + 5);
+    // then). Then 12 keyless, the first batch's 4 keyless and its new key, the second's 4.
+    assert_eq!(env.count_jobs().await, 6 + 3 * 10 + 12 + 5 + 4);
 }
