@@ -13,9 +13,9 @@
 //! force_generic_plan`): the batch statements take arrays whose values change every time, and
 //! Postgres otherwise re-planned them on every execution (about a fifth of its CPU in the drain
 //! benchmark). A generic plan is made with the statistics of its connection's first use, so
-//! connections are renewed after [`LIFETIME`] to let plans follow the table. The relay's
-//! connection plans every execution instead ([`Held::custom_plans`]), as the main pool's
-//! queries may, to use partial indexes for the values given.
+//! connections are renewed after `LIFETIME` (five minutes) to let plans follow the table.
+//! The relay's connection plans every execution instead ([`Held::custom_plans`]), as the main
+//! pool's queries may, to use partial indexes for the values given.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
