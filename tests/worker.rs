@@ -280,8 +280,13 @@ async fn run_at_jobs_start_within_a_second_of_due_time() {
     let mut body = noop(1);
     body["run_at"] = json!(due.to_rfc3339());
     let id = env.submit_ok(&key, body).await;
-    assert_eq!(env.job(id).await.status, JobStatus::Queued);
+    let queued = env.job(id).await;
+    assert_eq!(queued.status, JobStatus::Queued);
     let job = env.wait_status(id, JobStatus::Succeeded, secs(10)).await;
+    assert_eq!(
+        job.run_at, queued.run_at,
+        "a finished job keeps the time it was due"
+    );
     let started = job.started_at.unwrap();
     let late = (started - job.created_at).num_milliseconds() - 1500;
     assert!(

@@ -138,8 +138,7 @@ pub async fn succeed_many(
         // second per 512-row batch once the table's statistics went stale mid-drain.
         "UPDATE jobs j SET status = 'succeeded',
                            result = ($2::jsonb[])[array_position($1::uuid[], j.id)],
-                           finished_at = now(), lease_until = NULL, run_at = now(),
-                           updated_at = now()
+                           finished_at = now(), lease_until = NULL, updated_at = now()
          WHERE j.id = ANY($1) AND j.status IN ('running', 'failed')
          RETURNING j.id",
         ids,
