@@ -6,10 +6,12 @@
 //! each commits alone) and pushed to Redis; workers run the real `Worker` (guarded start and
 //! finish in the ledger, relay, heartbeats), so each job's status and result are durable.
 //! `KEEL_BENCH_MODE=queue`: the Redis fast lane alone (XADD / XREADGROUP / XACK+XDEL), i.e.
-//! what Keel's queue path costs without the ledger.
+//! what Keel's queue path costs without the ledger ([`queue`]).
 //!
 //! `keel-bench enqueue N` | `keel-bench produce RATE SECS` | `keel-bench work CONC`
 #![forbid(unsafe_code)]
+
+mod queue;
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -120,22 +122,6 @@ async fn enqueue_durable(k: &Keel, submitter: &Submitter, n: u64, ts: Option<u12
     submitter.submit(new).await.expect("insert");
 }
 
-async fn enqueue_queue(
-    lane: &Lane,
-    conn: &mut redis::aio::MultiplexedConnection,
-    n: u64,
-    ts: Option<u128>,
-) {
-    redis::cmd("XADD")
-        .arg(lane.stream_key("default"))
-        .arg("*")
-        .arg("p")
-        .arg(payload(n, ts).to_string())
-        .query_async::<String>(conn)
-        .await
-        .expect("XADD");
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -178,7 +164,7 @@ async fn main() {
                 };
                 match (&k, &submitter) {
                     (Some(k), Some(submitter)) => enqueue_durable(k, submitter, i, ts).await,
-                    _ => enqueue_queue(&lane, &mut conn, i, ts).await,
+                    _ => queue::enqueue(&lane, &mut conn, i, ts).await,
                 }
             }
             // Counted: the enqueue is over when the last pushes have reached Redis.
@@ -205,7 +191,7 @@ async fn main() {
                 st.cancel();
             });
             if queue_mode {
-                work_queue(&s, conc, stop).await;
+                queue::work(&s, conc, stop).await;
             } else {
                 let k = keel().await;
                 let mut config = k.settings.worker_config();
@@ -220,99 +206,4 @@ async fn main() {
             std::process::exit(2);
         }
     }
-}
-
-/// The fast lane alone: read up to `conc` entries, run them concurrently, ack them in one pipeline.
-async fn work_queue(s: &Settings, conc: usize, stop: CancellationToken) {
-    let lane = Lane::connect(&s.redis_url, &s.redis_prefix, usize::MAX)
-        .await
-        .expect("redis");
-    let mut conn = lane
-        .blocking_connection(Duration::from_millis(200))
-        .await
-        .unwrap();
-    let client = redis::Client::open(s.redis_url.as_str()).unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    let consumer = keel_worker::config::default_consumer_name();
-    while !stop.is_cancelled() {
-        let _ = lane.ensure_groups(&["default".to_string()]).await;
-        let reply: redis::Value = match redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(keel_jobs::lane::GROUP)
-            .arg(&consumer)
-            .arg("COUNT")
-            .arg(conc)
-            .arg("BLOCK")
-            .arg(200)
-            .arg("STREAMS")
-            .arg(lane.stream_key("default"))
-            .arg(">")
-            .query_async(&mut conn)
-            .await
-        {
-            Ok(v) => v,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let entries = entries_of(reply);
-        if entries.is_empty() {
-            continue;
-        }
-        let mut ids = Vec::with_capacity(entries.len());
-        let handles: Vec<_> = entries
-            .into_iter()
-            .map(|(id, body)| {
-                ids.push(id);
-                tokio::spawn(async move {
-                    let start = now_ns();
-                    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                    let ts = v["ts"].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
-                    record(start, now_ns(), ts);
-                })
-            })
-            .collect();
-        for h in handles {
-            let _ = h.await;
-        }
-        let key = lane.stream_key("default");
-        let mut pipe = redis::pipe();
-        pipe.cmd("XACK")
-            .arg(&key)
-            .arg(keel_jobs::lane::GROUP)
-            .arg(&ids)
-            .ignore();
-        pipe.cmd("XDEL").arg(&key).arg(&ids).ignore();
-        let _ = pipe.query_async::<()>(&mut raw).await;
-    }
-}
-
-fn entries_of(reply: redis::Value) -> Vec<(String, String)> {
-    use redis::Value as V;
-    let s = |v: &V| match v {
-        V::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        V::SimpleString(s) => s.clone(),
-        _ => String::new(),
-    };
-    let mut out = Vec::new();
-    if let V::Array(streams) = reply {
-        for st in streams {
-            if let V::Array(kv) = st {
-                if let Some(V::Array(entries)) = kv.get(1) {
-                    for e in entries {
-                        if let V::Array(parts) = e {
-                            if let (Some(id), Some(V::Array(fields))) =
-                                (parts.first(), parts.get(1))
-                            {
-                                let body = fields.get(1).map(s).unwrap_or_default();
-                                out.push((s(id), body));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out
 }
