@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod runtime;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

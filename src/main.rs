@@ -1,10 +1,10 @@
-//! `keel`: see `keel --help`. Everything lives in the library; this only reports errors.
+//! `keel`: see `keel --help`. Everything lives in the library; this only builds the runtime
+//! the settings ask for and reports errors.
 #![forbid(unsafe_code)]
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let cli = keel::cli::Cli::parse();
     let settings = match keel::settings::Settings::load() {
         Ok(s) => s,
@@ -14,7 +14,14 @@ async fn main() {
         }
     };
     keel::telemetry::init(settings.log_format == "json");
-    if let Err(e) = keel::cli::run(cli, settings).await {
+    let runtime = match keel::runtime::build(settings.threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("keel: cannot start the Tokio runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(keel::cli::run(cli, settings)) {
         eprintln!("keel: {e}");
         std::process::exit(1);
     }

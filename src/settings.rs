@@ -50,6 +50,13 @@ pub struct Settings {
     /// Plan catalog file (`KEEL_PLANS_FILE`); unset: the embedded `config/plans.toml`.
     pub plans_file: Option<String>,
     pub log_format: String,
+    /// Tokio runtime threads of this process (`KEEL_THREADS`, default 1): 1 runs the process's
+    /// async work on one thread (a current-thread runtime; blocking work such as model
+    /// inference still runs on Tokio's blocking pool); N > 1, a multi-thread runtime with N;
+    /// 0, one per core. One is the default because it was the fastest on the 2-core machines
+    /// Keel is measured on, where Postgres and Redis need the other core (README §
+    /// Benchmarks); a process scales out by running more of it.
+    pub threads: usize,
     pub worker_concurrency: usize,
     /// Jobs a worker starts ahead of a free slot (`KEEL_WORKER_PREFETCH`, default: four per slot
     /// of its concurrency; 0 turns it off). See `keel_worker::prefetch`.
@@ -117,6 +124,7 @@ impl Default for Settings {
             stripe_meter_event: None,
             plans_file: None,
             log_format: "text".into(),
+            threads: 1,
             worker_concurrency: w.concurrency,
             worker_prefetch: w.prefetch,
             worker_queues: Vec::new(),
@@ -187,6 +195,9 @@ impl Settings {
         }
         if self.worker_concurrency == 0 || self.worker_concurrency > 10_000 {
             anyhow::bail!("KEEL_WORKER_CONCURRENCY must be between 1 and 10000");
+        }
+        if self.threads > 1024 {
+            anyhow::bail!("KEEL_THREADS must be between 0 (one per core) and 1024");
         }
         if self.worker_prefetch.is_some_and(|p| p > 10_000) {
             anyhow::bail!("KEEL_WORKER_PREFETCH must be between 0 and 10000");
@@ -426,6 +437,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("KEEL_WORKER_CONCURRENCY"));
+        let s = Settings {
+            threads: 1025,
+            ..Settings::default()
+        };
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("KEEL_THREADS"));
         for days in [0, 3651] {
             let s = Settings {
                 job_retention_days: days,

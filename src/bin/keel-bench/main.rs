@@ -8,6 +8,9 @@
 //! `KEEL_BENCH_MODE=queue`: the Redis fast lane alone (XADD / XREADGROUP / XACK+XDEL), i.e.
 //! what Keel's queue path costs without the ledger ([`queue`]).
 //!
+//! Both run on the runtime `keel` itself uses (`KEEL_THREADS`, default one thread), so
+//! `KEEL_THREADS=0 keel-bench …` measures a runtime thread per core.
+//!
 //! `keel-bench enqueue N` | `keel-bench produce RATE SECS` | `keel-bench work CONC`
 #![forbid(unsafe_code)]
 
@@ -122,8 +125,14 @@ async fn enqueue_durable(k: &Keel, submitter: &Submitter, n: u64, ts: Option<u12
     submitter.submit(new).await.expect("insert");
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+/// On the runtime `keel` itself would use (`KEEL_THREADS`, default one thread).
+fn main() {
+    keel::runtime::build(settings().threads)
+        .expect("tokio runtime")
+        .block_on(run());
+}
+
+async fn run() {
     let args: Vec<String> = std::env::args().collect();
     let mode = std::env::var("KEEL_BENCH_MODE").unwrap_or_else(|_| "durable".into());
     let queue_mode = mode == "queue";
