@@ -205,9 +205,7 @@ impl Runner {
                 }
             }
         };
-        drop(slot);
-        self.pace.record(t0.elapsed());
-        let state = tracked.state.load(Ordering::SeqCst);
+        let ran = t0.elapsed();
         let result = match joined {
             Ok(r) => r,
             Err(e) if e.is_panic() => Err(JobError::retryable(format!(
@@ -216,19 +214,28 @@ impl Runner {
             ))),
             Err(e) => Err(JobError::retryable(format!("handler task failed: {e}"))),
         };
+        // A success gives its slot up before its batch commits, once there is room among the
+        // successes waiting (see `batch`): the fetch loop never outruns the ledger.
+        let result = match result {
+            Ok(value) => Ok((value, self.completions.reserve().await)),
+            Err(e) => Err(e),
+        };
+        drop(slot);
+        self.pace.record(ran);
+        let state = tracked.state.load(Ordering::SeqCst);
         if state == supervisor::LOST && result.is_err() {
             return (Outcome::Superseded, false);
         }
-        if let Ok(value) = result {
+        if let Ok((value, room)) = result {
             // Stop heartbeating first: the batch commits in milliseconds (far inside the lease),
             // and a heartbeat touching rows the batch is finishing would only contend for locks.
             drop(tracked);
             // Recorded before the batch commits, so the histogram never lags the ledger.
             metrics::histogram!("keel_job_duration_seconds", "kind" => started.kind.clone(), "outcome" => "succeeded")
-                .record(t0.elapsed().as_secs_f64());
+                .record(ran.as_secs_f64());
             let recorded = self
                 .completions
-                .succeed(id, value.clone(), Some(entry.clone()))
+                .succeed(room, id, value.clone(), Some(entry.clone()))
                 .await;
             return match recorded {
                 Ok(true) => (Outcome::Succeeded(value), true),
