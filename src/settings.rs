@@ -428,34 +428,33 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let s = Settings {
-            worker_concurrency: 0,
-            ..Settings::default()
+        let refused = |s: Settings, var: &str| {
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains(var), "{var}: {err}");
         };
-        assert!(s
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("KEEL_WORKER_CONCURRENCY"));
-        let s = Settings {
-            threads: 1025,
-            ..Settings::default()
-        };
-        assert!(s
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("KEEL_THREADS"));
+        let default = Settings::default;
+        refused(
+            Settings {
+                worker_concurrency: 0,
+                ..default()
+            },
+            "KEEL_WORKER_CONCURRENCY",
+        );
+        refused(
+            Settings {
+                threads: 1025,
+                ..default()
+            },
+            "KEEL_THREADS",
+        );
         for days in [0, 3651] {
-            let s = Settings {
-                job_retention_days: days,
-                ..Settings::default()
-            };
-            assert!(s
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("KEEL_JOB_RETENTION_DAYS"));
+            refused(
+                Settings {
+                    job_retention_days: days,
+                    ..default()
+                },
+                "KEEL_JOB_RETENTION_DAYS",
+            );
         }
         let s = Settings {
             scheduler_timezone: "Mars/Olympus".into(),
