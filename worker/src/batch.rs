@@ -7,7 +7,7 @@
 //! this one's commit; but only while fewer than [`PENDING`] successes wait to be recorded
 //! ([`Completions::reserve`]). Past that the job keeps its slot until there is room, so the fetch
 //! loop stops starting jobs faster than the ledger records them. (Without the bound, a worker
-//! draining a backlog of fast jobs piled up to 2,400 finished jobs waiting here, about 5 KB
+//! draining a backlog of no-op jobs piled up 2,360 finished jobs waiting here, about 5 KB
 //! each.) A crash between the handler and the commit leaves the row `running`: its lease
 //! expires and it runs again (at-least-once; handlers are idempotent).
 
