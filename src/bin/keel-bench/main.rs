@@ -127,19 +127,19 @@ async fn enqueue_durable(k: &Keel, submitter: &Submitter, n: u64, ts: Option<u12
 
 /// On the runtime `keel` itself would use (`KEEL_THREADS`, default one thread).
 fn main() {
-    keel::runtime::build(settings().threads)
+    let s = settings();
+    keel::runtime::build(s.threads)
         .expect("tokio runtime")
-        .block_on(run());
+        .block_on(run(s));
 }
 
-async fn run() {
+async fn run(s: Settings) {
     let args: Vec<String> = std::env::args().collect();
     let mode = std::env::var("KEEL_BENCH_MODE").unwrap_or_else(|_| "durable".into());
     let queue_mode = mode == "queue";
     let cmd = args.get(1).map(String::as_str).unwrap_or("");
     let a: f64 = args.get(2).and_then(|x| x.parse().ok()).unwrap_or(0.0);
     let b: f64 = args.get(3).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    let s = settings();
     match cmd {
         "enqueue" | "produce" => {
             let (total, rate) = if cmd == "enqueue" {
