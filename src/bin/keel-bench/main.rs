@@ -95,11 +95,11 @@ fn settings() -> Settings {
     s
 }
 
-async fn keel() -> Keel {
+async fn keel(s: &Settings) -> Keel {
     let registry = keel_jobs::builtin_registry()
         .register::<BenchNoop>()
         .expect("distinct kind names");
-    Keel::connect_with_registry(settings(), true, registry)
+    Keel::connect_with_registry(s.clone(), true, registry)
         .await
         .expect("connect")
 }
@@ -147,7 +147,11 @@ async fn run(s: Settings) {
             } else {
                 ((a * b) as u64, Some(a))
             };
-            let k = if queue_mode { None } else { Some(keel().await) };
+            let k = if queue_mode {
+                None
+            } else {
+                Some(keel(&s).await)
+            };
             let submitter = k
                 .as_ref()
                 .map(|k| Submitter::spawn(k.pool.clone(), k.lane.clone()));
@@ -202,7 +206,7 @@ async fn run(s: Settings) {
             if queue_mode {
                 queue::work(&s, conc, stop).await;
             } else {
-                let k = keel().await;
+                let k = keel(&s).await;
                 let mut config = k.settings.worker_config();
                 config.concurrency = conc;
                 config.shutdown_timeout = Duration::from_secs(2);
