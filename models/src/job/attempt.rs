@@ -133,7 +133,8 @@ pub async fn succeed_many(
     results: &[Value],
 ) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar!(
-        // Driven by `id = ANY($1)` (an index scan whatever the statistics say) rather than a
+        // Driven by `id = ANY($1)` (the primary key: on `Held` connections, whatever the
+        // statistics and the table's size when the plan was made) rather than a
         // join against UNNEST, for which the planner sometimes chose a plan that burnt a CPU
         // second per 512-row batch once the table's statistics went stale mid-drain.
         "UPDATE jobs j SET status = 'succeeded',
