@@ -48,8 +48,9 @@ pub async fn insert_batch(conn: &mut PgConnection, news: &[NewJob]) -> sqlx::Res
         match by_id.remove(&new.id) {
             Some(job) => out.push(Inserted::New(job)),
             None => {
+                // By the (tenant, key) pair, as in `super::insert`.
                 let existing = select_job!(
-                    "WHERE tenant_id IS NOT DISTINCT FROM $1 AND idempotency_key = $2",
+                    "WHERE tenant_id = $1 AND idempotency_key = $2",
                     new.tenant_id,
                     new.idempotency_key
                 )

@@ -190,8 +190,12 @@ pub async fn insert(conn: &mut PgConnection, new: &NewJob) -> sqlx::Result<Inser
     if let Some(job) = inserted {
         return Ok(Inserted::New(job));
     }
+    // Only a conflict gets here, and only a tenant's job can conflict (the unique index treats
+    // NULL tenants as distinct). `tenant_id = $1`, not `IS NOT DISTINCT FROM`: that one cannot
+    // use the index's first column, so Postgres read every keyed job's entry (4.8 ms at
+    // 50,000, growing with them) instead of looking the pair up.
     let existing = select_job!(
-        "WHERE tenant_id IS NOT DISTINCT FROM $1 AND idempotency_key = $2",
+        "WHERE tenant_id = $1 AND idempotency_key = $2",
         new.tenant_id,
         new.idempotency_key
     )
