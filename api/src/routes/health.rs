@@ -48,9 +48,9 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Val
 /// Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let mut out = state.metrics.render();
-    let counts = keel_models::job::counts_by_kind_and_status(&state.pool).await?;
+    let counts = keel_models::job::counts_except_succeeded(&state.pool).await?;
     out.push_str(
-        "# HELP keel_jobs Jobs in the ledger by kind and status.\n# TYPE keel_jobs gauge\n",
+        "# HELP keel_jobs Jobs in the ledger by kind and status, every status but succeeded.\n# TYPE keel_jobs gauge\n",
     );
     for (kind, status, n) in counts {
         let _ = writeln!(
