@@ -479,24 +479,6 @@ async fn a_fresh_worker_starts_nothing_ahead_before_its_first_jobs_finish() {
     a_new_job_waits_in_the_queue(&env, &key).await;
 }
 
-/// Sequential and index scans of `jobs` so far, as Postgres counts them. `conn` is the
-/// connection that ran the statements: its pending counts are flushed first.
-async fn jobs_scans(env: &TestEnv, conn: &keel_models::held::Held) -> (i64, i64) {
-    conn.run(async |c| {
-        sqlx::query("SELECT pg_stat_force_next_flush()")
-            .execute(&mut *c)
-            .await
-    })
-    .await
-    .unwrap();
-    sqlx::query_as(
-        "SELECT seq_scan, COALESCE(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'jobs'",
-    )
-    .fetch_one(&env.keel.pool)
-    .await
-    .unwrap()
-}
-
 /// The hot paths' connections plan each statement once, generically, at first use. Planned on
 /// an empty table, the per-id statements (start, heartbeat, finish) had chosen a sequential
 /// scan and kept it while the table grew: every start scanned every row (on a fresh database
@@ -526,16 +508,17 @@ async fn hot_path_statements_planned_on_an_empty_table_still_find_rows_by_id() {
     .execute(&env.keel.pool)
     .await
     .unwrap();
-    let (seq_before, idx_before) = jobs_scans(&env, &held).await;
+    let reads = async || held.run(async |c| Ok(jobs_reads(c).await)).await.unwrap();
+    let before = reads().await;
     run().await;
-    let (seq_after, idx_after) = jobs_scans(&env, &held).await;
+    let after = reads().await;
     assert_eq!(
-        seq_after - seq_before,
+        after.seq_scans - before.seq_scans,
         0,
         "start, heartbeat and finish scanned the whole 5,000-row table"
     );
     assert!(
-        idx_after - idx_before >= 3,
-        "each of the three statements looks its rows up by id: {idx_before} → {idx_after}"
+        after.index_scans - before.index_scans >= 3,
+        "each of the three statements looks its rows up by id: {before:?} → {after:?}"
     );
 }

@@ -95,15 +95,10 @@ async fn job_counts_for_metrics_do_not_scan_the_table() {
         .connect_with((*env.keel.pool.connect_options()).clone())
         .await
         .unwrap();
-    let seq_scans = async || -> i64 {
-        sqlx::query("SELECT pg_stat_force_next_flush()")
-            .execute(&one)
+    let seq_scans = async || {
+        jobs_reads(&mut one.acquire().await.unwrap())
             .await
-            .unwrap();
-        sqlx::query_scalar("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'jobs'")
-            .fetch_one(&one)
-            .await
-            .unwrap()
+            .seq_scans
     };
     let before = seq_scans().await;
     let counts = keel_models::job::counts_except_succeeded(&one)

@@ -140,22 +140,6 @@ async fn concurrent_submits_with_one_idempotency_key_make_one_job() {
     assert_eq!(env.count_jobs().await, 1);
 }
 
-/// Blocks of `jobs` and its indexes read so far. `conn` ran the statements: its pending
-/// counts are flushed first.
-async fn jobs_blocks_read(conn: &mut sqlx::PgConnection) -> i64 {
-    sqlx::query("SELECT pg_stat_force_next_flush()")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    sqlx::query_scalar(
-        "SELECT heap_blks_hit + heap_blks_read + COALESCE(idx_blks_hit + idx_blks_read, 0)
-         FROM pg_statio_user_tables WHERE relname = 'jobs'",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .unwrap()
-}
-
 /// A key met again is looked up by the (tenant, key) pair, both columns of the index. The
 /// lookup had been `tenant_id IS NOT DISTINCT FROM $1`, which cannot use the index's first
 /// column: Postgres read every keyed job's entry, 4.8 ms at 50,000 and growing with them.
@@ -184,12 +168,12 @@ async fn a_key_met_again_is_found_without_reading_every_keyed_job() {
         dispatched: false,
     };
     let mut conn = env.keel.pool.acquire().await.unwrap();
-    let before = jobs_blocks_read(&mut conn).await;
+    let before = jobs_reads(&mut conn).await.blocks;
     let single = keel_models::job::insert(&mut conn, &again).await.unwrap();
     let batch = keel_models::job::insert_batch(&mut conn, std::slice::from_ref(&again))
         .await
         .unwrap();
-    let read = jobs_blocks_read(&mut conn).await - before;
+    let read = jobs_reads(&mut conn).await.blocks - before;
     for inserted in [single, batch.into_iter().next().unwrap()] {
         match inserted {
             keel_models::job::Inserted::Existing(job) => {

@@ -445,3 +445,36 @@ pub fn job_ids(body: &Value) -> Vec<Uuid> {
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
+
+/// Reads of `jobs` as Postgres counts them, for tests that prove a statement's plan.
+#[derive(Debug, Clone, Copy)]
+pub struct JobsReads {
+    pub seq_scans: i64,
+    pub index_scans: i64,
+    /// Blocks of the table and its indexes touched (from cache or disk).
+    pub blocks: i64,
+}
+
+/// The counts so far. `conn` must be the connection that ran the statements being measured:
+/// its pending counts are flushed first (they otherwise reach the shared ones up to seconds
+/// later).
+pub async fn jobs_reads(conn: &mut sqlx::PgConnection) -> JobsReads {
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let (seq_scans, index_scans, blocks) = sqlx::query_as(
+        "SELECT t.seq_scan, COALESCE(t.idx_scan, 0),
+                io.heap_blks_hit + io.heap_blks_read + COALESCE(io.idx_blks_hit + io.idx_blks_read, 0)
+         FROM pg_stat_user_tables t JOIN pg_statio_user_tables io USING (relid)
+         WHERE t.relname = 'jobs'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    JobsReads {
+        seq_scans,
+        index_scans,
+        blocks,
+    }
+}
