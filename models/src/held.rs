@@ -47,24 +47,29 @@ impl Held {
     /// Up to `n` connections to `pool`'s database with `pool`'s options, planning their
     /// statements generically.
     pub fn generic_plans(pool: &PgPool, n: usize) -> Self {
-        Self::planning(pool, n, "force_generic_plan")
+        // See the module doc: a generic plan must not depend on how full the table was.
+        Self::with_settings(
+            pool,
+            n,
+            &[
+                ("plan_cache_mode", "force_generic_plan"),
+                ("enable_seqscan", "off"),
+            ],
+        )
     }
 
     /// Like [`Self::generic_plans`], but every execution is planned with its own values and the
     /// table's current size: for a statement whose best plan depends on them (the relay's, whose
     /// per-queue limits come in an array), run too rarely for planning to cost anything.
     pub fn custom_plans(pool: &PgPool, n: usize) -> Self {
-        Self::planning(pool, n, "force_custom_plan")
+        Self::with_settings(pool, n, &[("plan_cache_mode", "force_custom_plan")])
     }
 
-    fn planning(pool: &PgPool, n: usize, plan_cache_mode: &str) -> Self {
-        let mut opts = (*pool.connect_options())
+    /// `settings` are the connections' session settings (Postgres `options`).
+    fn with_settings(pool: &PgPool, n: usize, settings: &[(&str, &str)]) -> Self {
+        let opts = (*pool.connect_options())
             .clone()
-            .options([("plan_cache_mode", plan_cache_mode)]);
-        if plan_cache_mode == "force_generic_plan" {
-            // See the module doc: a generic plan must not depend on how full the table was.
-            opts = opts.options([("enable_seqscan", "off")]);
-        }
+            .options(settings.iter().copied());
         Self {
             opts,
             idle: Arc::new(Mutex::new(Vec::with_capacity(n))),
