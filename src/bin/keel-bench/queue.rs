@@ -49,13 +49,9 @@ pub async fn work(s: &Settings, conc: usize, stop: CancellationToken) {
         .blocking_connection(Duration::from_millis(200))
         .await
         .expect("redis");
-    let client = redis::Client::open(s.redis_url.as_str()).expect("redis url");
-    let acks_conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
     let (acks, acks_rx) = mpsc::unbounded_channel();
-    let acker = tokio::spawn(ack_batches(acks_rx, acks_conn, lane.stream_key(QUEUE)));
+    // The lane's own connection, as the worker's completions use it: the reads block on another.
+    let acker = tokio::spawn(ack_batches(acks_rx, lane.clone()));
     let consumer = keel_worker::config::default_consumer_name();
     let slots = Arc::new(Semaphore::new(conc));
     let handlers = TaskTracker::new();
@@ -111,18 +107,11 @@ pub async fn work(s: &Settings, conc: usize, stop: CancellationToken) {
     let _ = acker.await;
 }
 
-/// Acks and deletes finished entries, one pipelined round trip per batch.
-async fn ack_batches(
-    mut rx: mpsc::UnboundedReceiver<String>,
-    mut conn: MultiplexedConnection,
-    key: String,
-) {
+/// Acks and deletes finished entries, one pipelined round trip per batch ([`Lane::ack`]).
+async fn ack_batches(mut rx: mpsc::UnboundedReceiver<String>, lane: Lane) {
     let mut ids = Vec::with_capacity(MAX_ACKS);
     while rx.recv_many(&mut ids, MAX_ACKS).await > 0 {
-        let mut pipe = redis::pipe();
-        pipe.cmd("XACK").arg(&key).arg(GROUP).arg(&ids).ignore();
-        pipe.cmd("XDEL").arg(&key).arg(&ids).ignore();
-        let _ = pipe.query_async::<()>(&mut conn).await;
+        let _ = lane.ack(QUEUE, &ids).await;
         ids.clear();
     }
 }
