@@ -8,7 +8,8 @@ use tokio::runtime::{Builder, Runtime};
 ///
 /// Why one thread is the default: on a 2-core machine shared with Postgres and Redis, a second
 /// runtime thread mostly adds wake-ups between threads (each job or request crosses several);
-/// `bench-http.sh` and the queue benchmark both ran faster on one (README § Benchmarks).
+/// `bench-http.sh` and the queue benchmark both ran faster on one (`docs/benchmarks.md`, the
+/// fifth machine). A process scales out by running more of it.
 pub fn build(threads: usize) -> std::io::Result<Runtime> {
     match threads {
         1 => Builder::new_current_thread().enable_all().build(),

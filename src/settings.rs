@@ -50,12 +50,8 @@ pub struct Settings {
     /// Plan catalog file (`KEEL_PLANS_FILE`); unset: the embedded `config/plans.toml`.
     pub plans_file: Option<String>,
     pub log_format: String,
-    /// Tokio runtime threads of this process (`KEEL_THREADS`, default 1): 1 runs the process's
-    /// async work on one thread (a current-thread runtime; blocking work such as model
-    /// inference still runs on Tokio's blocking pool); N > 1, a multi-thread runtime with N;
-    /// 0, one per core. One is the default because it was the fastest on the 2-core machines
-    /// Keel is measured on, where Postgres and Redis need the other core (README §
-    /// Benchmarks); a process scales out by running more of it.
+    /// Tokio runtime threads of this process (`KEEL_THREADS`, default 1; 0: one per core). What
+    /// each value builds, and why one is the default: [`crate::runtime::build`].
     pub threads: usize,
     pub worker_concurrency: usize,
     /// Jobs a worker starts ahead of a free slot (`KEEL_WORKER_PREFETCH`, default: four per slot
