@@ -185,6 +185,8 @@ pub async fn get(
 }
 
 /// `GET /api/jobs?status=&kind=&limit=&cursor=`: newest first; pass `next_cursor` as `cursor`.
+/// A filtered page may hold fewer than `limit` jobs, even none, and still have a `next_cursor`
+/// (see `keel_models::job::list_for_tenant`): the listing is over when `next_cursor` is null.
 pub async fn list(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
@@ -201,13 +203,16 @@ pub async fn list(
     let limit = query::limit(&q, 50, 200)?;
     let cursor = query::cursor::<uuid::Uuid>(&q)?;
     let kind = q.get("kind").map(String::as_str);
-    let jobs = ledger::list_for_tenant(&state.pool, tenant, status, kind, cursor, limit).await?;
-    let next_cursor = (jobs.len() as i64 == limit)
-        .then(|| jobs.last().map(|j| j.id))
-        .flatten();
+    let filter = ledger::JobFilter {
+        status,
+        kind,
+        before: cursor,
+        limit,
+    };
+    let page = ledger::list_for_tenant(&state.pool, tenant, filter).await?;
     Ok(Json(JobPage {
-        jobs: jobs.into_iter().map(JobView::from).collect(),
-        next_cursor,
+        jobs: page.jobs.into_iter().map(JobView::from).collect(),
+        next_cursor: page.next_before,
     }))
 }
 

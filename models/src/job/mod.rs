@@ -12,8 +12,8 @@
 //! ```
 //!
 //! Here: the row and its submit, reads, cancel and retry. Many submits in one statement are in
-//! `batch.rs`, a worker's attempt (start to finish) in `attempt.rs`, the relay's dispatch
-//! bookkeeping in `dispatch.rs`.
+//! `batch.rs`, a tenant's listing pages in `listing.rs`, a worker's attempt (start to finish)
+//! in `attempt.rs`, the relay's dispatch bookkeeping in `dispatch.rs`.
 
 use std::time::Duration;
 
@@ -164,7 +164,9 @@ macro_rules! returning_job {
 
 // After the macros above, which it uses.
 mod batch;
+mod listing;
 pub use batch::insert_batch;
+pub use listing::{list_for_tenant, JobFilter, JobPage, EXAMINED_PER_PAGE};
 
 /// Inserts a job inside the caller's transaction (so it commits with the business rows it
 /// belongs to). With an idempotency key already used by the tenant, returns that job instead.
@@ -241,31 +243,6 @@ pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Job>> {
     select_job!("WHERE id = $1", id).fetch_optional(pool).await
 }
 
-/// Newest first, keyset-paginated on the (time-ordered, UUIDv7) id.
-pub async fn list_for_tenant(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    status: Option<JobStatus>,
-    kind: Option<&str>,
-    before: Option<Uuid>,
-    limit: i64,
-) -> sqlx::Result<Vec<Job>> {
-    select_job!(
-        r#"WHERE tenant_id = $1
-             AND ($2::job_status IS NULL OR status = $2)
-             AND ($3::text IS NULL OR kind = $3)
-             AND ($4::uuid IS NULL OR id < $4)
-           ORDER BY id DESC LIMIT $5"#,
-        tenant_id,
-        status as Option<JobStatus>,
-        kind,
-        before,
-        limit
-    )
-    .fetch_all(pool)
-    .await
-}
-
 /// Outcome of a cancel request.
 pub enum CancelOutcome {
     /// It had not started: it is `cancelled` and will never run.
@@ -317,7 +294,7 @@ pub async fn retry(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> sqlx::Result<Opt
 /// scrape (completions per process: `keel_job_duration_seconds_count`).
 pub async fn counts_except_succeeded(pool: &PgPool) -> sqlx::Result<Vec<(String, JobStatus, i64)>> {
     let rows = sqlx::query!(
-        // One arm per partial index (jobs_waiting, jobs_leased, jobs_ended_unsuccessfully),
+        // One arm per partial index (jobs_waiting, jobs_leased, jobs_tenant_ended_unsuccessfully),
         // each arm the index's own predicate, so Postgres can OR their bitmaps.
         r#"SELECT kind, status AS "status: JobStatus", count(*) AS "n!"
            FROM jobs
