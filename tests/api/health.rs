@@ -84,17 +84,9 @@ async fn job_counts_for_metrics_do_not_scan_the_table() {
     .execute(&env.keel.pool)
     .await
     .unwrap();
-    // Autovacuum's job in production (it is off on some development machines).
-    sqlx::query("ANALYZE jobs")
-        .execute(&env.keel.pool)
-        .await
-        .unwrap();
+    analyze_jobs(&env).await;
     // One connection, so the scans it counts are the query's.
-    let one = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with((*env.keel.pool.connect_options()).clone())
-        .await
-        .unwrap();
+    let one = one_connection(&env).await;
     let seq_scans = async || {
         jobs_reads(&mut one.acquire().await.unwrap())
             .await

@@ -138,11 +138,7 @@ async fn history(env: &TestEnv, tenant: Uuid, n: i32, queued: &[i32], dead: &[i3
     .execute(&env.keel.pool)
     .await
     .unwrap();
-    // Autovacuum's job in production (it is off on some development machines).
-    sqlx::query("ANALYZE jobs")
-        .execute(&env.keel.pool)
-        .await
-        .unwrap();
+    analyze_jobs(env).await;
 }
 
 fn history_id(g: i32) -> Uuid {
@@ -218,11 +214,7 @@ async fn a_filtered_page_reads_a_bounded_window_of_a_long_history() {
     };
     for plans in ["auto", "force_generic_plan"] {
         // One connection, so the blocks counted are the listing's.
-        let one = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with((*env.keel.pool.connect_options()).clone())
-            .await
-            .unwrap();
+        let one = one_connection(&env).await;
         sqlx::query(&format!("SET plan_cache_mode = {plans}"))
             .execute(&one)
             .await

@@ -455,6 +455,25 @@ pub struct JobsReads {
     pub blocks: i64,
 }
 
+/// Fresh statistics for `jobs`, as autovacuum leaves them in production (it is off on some
+/// development machines), for tests of plans on a table they have just filled.
+pub async fn analyze_jobs(env: &TestEnv) {
+    sqlx::query("ANALYZE jobs")
+        .execute(&env.keel.pool)
+        .await
+        .unwrap();
+}
+
+/// A pool of one connection to the test's database, so that what [`jobs_reads`] counts on it
+/// are the reads of the statements run through it.
+pub async fn one_connection(env: &TestEnv) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*env.keel.pool.connect_options()).clone())
+        .await
+        .unwrap()
+}
+
 /// The counts so far. `conn` must be the connection that ran the statements being measured:
 /// its pending counts are flushed first (they otherwise reach the shared ones up to seconds
 /// later).
