@@ -12,34 +12,16 @@ async fn listing_pages_newest_first_without_gaps_or_duplicates() {
     }
     let newest_first: Vec<Uuid> = submitted.iter().rev().copied().collect();
 
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let path = match &cursor {
-            None => "/api/jobs?limit=2".to_string(),
-            Some(c) => format!("/api/jobs?limit=2&cursor={c}"),
-        };
-        let (status, page) = get(&env, &key, &path).await;
-        assert_eq!(status, 200, "{page}");
-        let ids = job_ids(&page);
-        assert!(ids.len() <= 2, "{page}");
-        seen.extend(ids);
-        pages += 1;
-        assert!(pages <= 5, "pagination does not terminate");
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => {
-                assert!(page["next_cursor"].is_null(), "{page}");
-                break;
-            }
-        }
+    let pages = every_page(&env, &key, "limit=2", 5).await;
+    for page in &pages {
+        assert!(job_ids(page).len() <= 2, "{page}");
     }
+    let seen: Vec<Uuid> = pages.iter().flat_map(job_ids).collect();
     assert_eq!(
         seen, newest_first,
         "pages out of order, with gaps or duplicates"
     );
-    assert_eq!(pages, 3);
+    assert_eq!(pages.len(), 3);
 
     // Without a limit: everything, newest first, and no next page.
     let (_, page) = get(&env, &key, "/api/jobs").await;
@@ -119,6 +101,30 @@ async fn listing_rejects_bad_parameters_with_422() {
     assert_eq!(env.count_jobs().await, 1);
 }
 
+/// Every page of `GET /api/jobs?{query}`, following `next_cursor` until it is null; fails if
+/// that takes more than `most` pages.
+async fn every_page(env: &TestEnv, key: &str, query: &str, most: usize) -> Vec<Value> {
+    let mut pages = Vec::new();
+    let mut path = format!("/api/jobs?{query}");
+    loop {
+        let (status, page) = get(env, key, &path).await;
+        assert_eq!(status, 200, "{page}");
+        let next = page["next_cursor"].clone();
+        pages.push(page);
+        assert!(pages.len() <= most, "pagination does not terminate");
+        match next.as_str() {
+            Some(c) => path = format!("/api/jobs?{query}&cursor={c}"),
+            None => {
+                assert!(
+                    next.is_null(),
+                    "next_cursor is neither an id nor null: {next}"
+                );
+                return pages;
+            }
+        }
+    }
+}
+
 /// `n` jobs of `tenant` with ids older than any job submitted during the test, oldest first,
 /// the `g`-th (from 1) with id `history_id(g)`: `queued` or `dead` where those say, else
 /// `succeeded`.
@@ -160,27 +166,11 @@ async fn a_sparse_filter_pages_through_a_long_history_and_misses_nothing() {
     let mut want: Vec<Uuid> = queued.iter().rev().map(|&g| history_id(g)).collect();
     want.insert(0, newest);
 
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let path = match &cursor {
-            None => "/api/jobs?status=queued&limit=2".to_string(),
-            Some(c) => format!("/api/jobs?status=queued&limit=2&cursor={c}"),
-        };
-        let (status, page) = get(&env, &key, &path).await;
-        assert_eq!(status, 200, "{page}");
-        for j in page["jobs"].as_array().unwrap() {
-            assert_eq!(j["status"], "queued", "{page}");
-        }
-        seen.extend(job_ids(&page));
-        pages += 1;
-        assert!(pages <= 10, "pagination does not terminate");
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
+    let pages = every_page(&env, &key, "status=queued&limit=2", 10).await;
+    for j in pages.iter().flat_map(|p| p["jobs"].as_array().unwrap()) {
+        assert_eq!(j["status"], "queued", "{j}");
     }
+    let seen: Vec<Uuid> = pages.iter().flat_map(job_ids).collect();
     assert_eq!(seen, want, "matches missed, repeated or out of order");
 
     // A kind filter pages the same way; the unfiltered listing is unchanged.
