@@ -196,12 +196,6 @@ async fn a_filtered_page_reads_a_bounded_window_of_a_long_history() {
     let env = TestEnv::new().await;
     let (tenant, _, _) = env.tenant("acme").await;
     history(&env, tenant, 60_000, &[1], &[2]).await;
-    let filter = |status, before| JobFilter {
-        status: Some(status),
-        kind: None,
-        before,
-        limit: 50,
-    };
     for plans in ["auto", "force_generic_plan"] {
         // One connection, so the blocks counted are the listing's.
         let one = one_connection(&env).await;
@@ -210,38 +204,35 @@ async fn a_filtered_page_reads_a_bounded_window_of_a_long_history() {
             .await
             .unwrap();
         let blocks = async || jobs_reads(&mut one.acquire().await.unwrap()).await.blocks;
+        // A page of 50 and the blocks of `jobs` and its indexes read for it.
+        let listed = async |status, before| {
+            let start = blocks().await;
+            let filter = JobFilter {
+                status,
+                kind: None,
+                before,
+                limit: 50,
+            };
+            let page = list_for_tenant(&one, tenant, filter).await.unwrap();
+            (page, blocks().await - start)
+        };
         // Six times each: Postgres plans a statement's first five executions for their values.
         for _ in 0..6 {
             // Without a filter, or with one most jobs match, a page reads about a page of rows.
             for status in [None, Some(JobStatus::Succeeded)] {
-                let before = blocks().await;
-                let page = list_for_tenant(
-                    &one,
-                    tenant,
-                    JobFilter {
-                        status,
-                        ..filter(JobStatus::Queued, None)
-                    },
-                )
-                .await
-                .unwrap();
-                let read = blocks().await - before;
+                let (page, read) = listed(status, None).await;
                 assert!(
                     read < 30,
-                    "{plans}: {read} blocks read for a page of {status:?} jobs"
+                    "{plans}: {read} blocks read for a page of {status:?}"
                 );
                 assert_eq!(page.jobs.len(), 50, "{plans}");
                 assert_eq!(page.next_before, Some(history_id(59_951)), "{plans}");
             }
 
-            let before = blocks().await;
-            let page = list_for_tenant(&one, tenant, filter(JobStatus::Queued, None))
-                .await
-                .unwrap();
-            let read = blocks().await - before;
+            let (page, read) = listed(Some(JobStatus::Queued), None).await;
             assert!(
                 read < 500,
-                "{plans}: {read} blocks read for one page of queued jobs"
+                "{plans}: {read} blocks read for a page of queued jobs"
             );
             assert!(page.jobs.is_empty(), "{plans}: {page:?}");
             assert!(
@@ -250,22 +241,14 @@ async fn a_filtered_page_reads_a_bounded_window_of_a_long_history() {
             );
 
             let deep = Some(history_id(30_000));
-            let before = blocks().await;
-            let page = list_for_tenant(&one, tenant, filter(JobStatus::Queued, deep))
-                .await
-                .unwrap();
-            let read = blocks().await - before;
+            let (page, read) = listed(Some(JobStatus::Queued), deep).await;
             assert!(
                 read < 500,
                 "{plans}: {read} blocks read for a page deep in the history"
             );
             assert!(page.jobs.is_empty(), "{plans}: {page:?}");
 
-            let before = blocks().await;
-            let page = list_for_tenant(&one, tenant, filter(JobStatus::Dead, None))
-                .await
-                .unwrap();
-            let read = blocks().await - before;
+            let (page, read) = listed(Some(JobStatus::Dead), None).await;
             assert!(
                 read < 50,
                 "{plans}: {read} blocks read to find the one dead job"
