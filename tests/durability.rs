@@ -1,5 +1,6 @@
 //! Nothing accepted with a 2xx is lost: Redis stopped at submit time, Redis flushed with jobs
-//! queued and running, and a backlog far larger than Redis is allowed to hold.
+//! queued and running, a backlog far larger than Redis is allowed to hold, and every Postgres
+//! connection dropped at once.
 //! Tests that stop or flush Redis use a private `redis-server`, so parallel tests are unaffected.
 
 mod support;
@@ -197,4 +198,91 @@ async fn the_relay_fills_each_queue_up_to_its_window_waiting_rows_before_orphans
     assert_eq!(dispatched("queued").await, 7 + 3);
     assert_eq!(dispatched("running").await, 2);
     assert_eq!(relay.tick().await.unwrap(), 0);
+}
+
+/// Every Postgres connection of Keel dropped at once (a failover, a restart, a proxy recycling
+/// its connections): once Postgres is back, the API and the worker go on without a failed
+/// request. Before, the first submit on each of the API's held connections answered 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_goes_on_when_postgres_drops_every_connection() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|_| {});
+    let (_, key, _) = env.tenant("acme").await;
+    // Warm every path's connections: submits, starts, heartbeats, finishes, the relay.
+    for n in 0..5 {
+        let id = env.submit_ok(&key, noop(n)).await;
+        env.wait_status(id, JobStatus::Succeeded, secs(10)).await;
+    }
+
+    let dropped = drop_connections(&env).await;
+    assert!(dropped >= 3, "only {dropped} connections to drop");
+    // The outage's end: connections left idle since are checked before their next use.
+    tokio::time::sleep(keel_models::held::PING_AFTER_IDLE + Duration::from_millis(200)).await;
+
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let (status, body) = env.submit(&key, noop(100 + n)).await;
+        assert_eq!(status, 202, "submit {n} after the drop: {body}");
+        ids.push(body["id"].as_str().unwrap().parse().unwrap());
+    }
+    for id in ids {
+        let job = env.wait_status(id, JobStatus::Succeeded, secs(20)).await;
+        assert_eq!(job.attempt, 1);
+    }
+}
+
+/// A held connection Postgres terminated is not given a second statement: the one that met the
+/// termination fails (Postgres answered it with FATAL), the next runs on a new connection. And
+/// one idle past `PING_AFTER_IDLE` is found dropped before any statement is lost on it.
+#[tokio::test]
+async fn a_held_connection_postgres_dropped_fails_at_most_one_statement() {
+    use keel_models::held::{Held, PING_AFTER_IDLE};
+    let env = TestEnv::new().await;
+    let held = Held::generic_plans(&env.keel.pool, 1);
+    let pid = async || {
+        held.run(async |c| {
+            sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+                .fetch_one(c)
+                .await
+        })
+        .await
+    };
+    let first = pid().await.unwrap();
+    terminate(&env, first).await;
+    // Used again at once: no ping, so this statement may meet the termination (if the machine
+    // stalled past PING_AFTER_IDLE, the ping found it and it runs on a new connection)...
+    if let Ok(p) = pid().await {
+        assert_ne!(p, first);
+    }
+    // ...but the next one runs on a new connection, not on the dead one.
+    let second = pid()
+        .await
+        .expect("a second statement on the terminated connection");
+    assert_ne!(second, first);
+
+    terminate(&env, second).await;
+    tokio::time::sleep(PING_AFTER_IDLE + Duration::from_millis(200)).await;
+    let third = pid().await.expect("the idle connection was not checked");
+    assert_ne!(third, second);
+}
+
+/// Terminates every other connection to the test's database; answers how many.
+async fn drop_connections(env: &TestEnv) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t",
+    )
+    .fetch_one(&support::one_connection(env).await)
+    .await
+    .unwrap()
+}
+
+/// Terminates one backend and waits until it is gone.
+async fn terminate(env: &TestEnv, pid: i32) {
+    let gone: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(pid)
+        .fetch_one(&env.keel.pool)
+        .await
+        .unwrap();
+    assert!(gone, "backend {pid} still running");
 }

@@ -22,23 +22,42 @@
 //! setting only makes a sequential scan the last resort).
 //! The relay's connection plans every execution instead ([`Held::custom_plans`]), as the main
 //! pool's queries may, to use partial indexes for the values given.
+//!
+//! Connections Postgres drops (a restart, a failover, a proxy recycling them) are found before
+//! a statement is lost on them where that costs nothing: one idle for more than
+//! [`PING_AFTER_IDLE`] is pinged before use, as pgxpool does; busy ones never are. One whose
+//! statement met a FATAL error (`terminating connection due to administrator command`) is
+//! closed at once rather than failing a second statement with an I/O error.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, PgConnection, PgPool};
+use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgSeverity};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Connections are renewed after this long, so generic plans follow the table's statistics.
 const LIFETIME: Duration = Duration::from_secs(300);
 
+/// A connection idle for longer is pinged (one round trip) before it is given a statement.
+/// Before this, after Postgres had dropped every connection, the first submit on each held
+/// connection answered 500 however long ago the outage had ended. A busy path reuses its
+/// connections within milliseconds, so it pays nothing; pgxpool's default is the same second.
+pub const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// A connection waiting for its next statement.
+struct Parked {
+    conn: PgConnection,
+    opened: Instant,
+    since: Instant,
+}
+
 /// At most `n` connections, opened on first use; cheap to clone.
 #[derive(Clone)]
 pub struct Held {
     opts: PgConnectOptions,
-    idle: Arc<Mutex<Vec<(PgConnection, Instant)>>>,
+    idle: Arc<Mutex<Vec<Parked>>>,
     slots: Arc<Semaphore>,
     acquire_timeout: Duration,
 }
@@ -99,12 +118,20 @@ impl Held {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             idle.pop()
         };
-        let (conn, opened) = match reused {
-            Some((conn, opened)) if opened.elapsed() < LIFETIME => (conn, opened),
-            _ => (self.opts.connect().await?, Instant::now()),
+        let sound = match reused {
+            Some(p) if p.opened.elapsed() >= LIFETIME => None,
+            Some(mut p) if p.since.elapsed() > PING_AFTER_IDLE => {
+                p.conn.ping().await.is_ok().then_some((p.conn, p.opened))
+            }
+            Some(p) => Some((p.conn, p.opened)),
+            None => None,
+        };
+        let conn = match sound {
+            Some(c) => c,
+            None => (self.opts.connect().await?, Instant::now()),
         };
         Ok(HeldConn {
-            conn: Some((conn, opened)),
+            conn: Some(conn),
             home: self.idle.clone(),
             _permit: permit,
         })
@@ -114,20 +141,35 @@ impl Held {
 /// A connection out of [`Held`]; closed on drop unless [`HeldConn::release_after`] gives it back.
 struct HeldConn {
     conn: Option<(PgConnection, Instant)>,
-    home: Arc<Mutex<Vec<(PgConnection, Instant)>>>,
+    home: Arc<Mutex<Vec<Parked>>>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl HeldConn {
     /// Gives the connection back for the next batch if `answer` (its last statement's) shows
     /// it sound: a success, or a row the database refused. Any other error (I/O, protocol, a
-    /// closed pool) closes it.
+    /// closed pool, a FATAL error that ended the session) closes it.
     fn release_after<T>(mut self, answer: &sqlx::Result<T>) {
-        if !matches!(answer, Ok(_) | Err(sqlx::Error::Database(_))) {
+        let sound = match answer {
+            Ok(_) => true,
+            Err(sqlx::Error::Database(e)) => !e
+                .try_downcast_ref::<PgDatabaseError>()
+                .is_some_and(|e| matches!(e.severity(), PgSeverity::Fatal | PgSeverity::Panic)),
+            Err(_) => false,
+        };
+        if !sound {
             return;
         }
-        if let Some(c) = self.conn.take() {
-            self.home.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        if let Some((conn, opened)) = self.conn.take() {
+            let parked = Parked {
+                conn,
+                opened,
+                since: Instant::now(),
+            };
+            self.home
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(parked);
         }
     }
 }
