@@ -266,6 +266,54 @@ async fn a_held_connection_postgres_dropped_fails_at_most_one_statement() {
     assert_ne!(third, second);
 }
 
+/// Postgres refusing every connection: requests answer 503 `unavailable` with `Retry-After`
+/// (it had been an opaque 500), nothing is accepted, and Keel serves again once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_postgres_refuses_connections_requests_answer_503_and_nothing_is_accepted() {
+    use sqlx::{Connection, Executor};
+    let env = TestEnv::new().await;
+    let (_, key, _) = env.tenant("acme").await;
+    let server = (*env.keel.pool.connect_options())
+        .clone()
+        .database("postgres");
+    let mut admin = sqlx::PgConnection::connect_with(&server).await.unwrap();
+    let allow = |yes: bool| format!(r#"ALTER DATABASE "{}" ALLOW_CONNECTIONS {yes}"#, env.db);
+    admin.execute(allow(false).as_str()).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&env.db)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    tokio::time::sleep(keel_models::held::PING_AFTER_IDLE + Duration::from_millis(200)).await;
+
+    let resp = env
+        .http
+        .post(env.url("/api/jobs"))
+        .bearer_auth(&key)
+        .json(&noop(1))
+        .send()
+        .await
+        .unwrap();
+    let retry_after = resp.headers().get("retry-after").cloned();
+    let (status, body) = read(resp).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert_eq!(
+        body["error"]["details"]["postgres"], "unavailable",
+        "{body}"
+    );
+    assert_eq!(retry_after.as_ref().map(|v| v.to_str().unwrap()), Some("1"));
+    let (status, body) = env
+        .call(reqwest::Method::GET, "/api/jobs", &key, None)
+        .await;
+    assert_eq!(status, 503, "{body}");
+
+    admin.execute(allow(true).as_str()).await.unwrap();
+    assert_eq!(env.count_jobs().await, 0, "a refused submit was accepted");
+    let id = env.submit_ok(&key, noop(2)).await;
+    assert_eq!(env.job(id).await.status, JobStatus::Queued);
+}
+
 /// Terminates every other connection to the test's database; answers how many.
 async fn drop_connections(env: &TestEnv) -> i64 {
     sqlx::query_scalar(

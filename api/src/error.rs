@@ -1,6 +1,7 @@
 //! The one API error type, mapped to HTTP in one place. Every error has the same body:
 //! `{"error": {"code": "...", "message": "...", "details": ...}}`. Database and other internal
-//! failures become an opaque 500 (logged with detail, never shown).
+//! failures become an opaque 500 (logged with detail, never shown); Postgres unreachable or
+//! dropping the session becomes 503 `unavailable` with `Retry-After`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,8 +34,14 @@ pub enum ApiError {
         message: String,
         details: Value,
     },
+    /// A service Keel depends on is down or refusing; `Retry-After` (seconds) is sent when
+    /// Keel knows when to try again.
     #[error("{message}")]
-    Unavailable { message: String, details: Value },
+    Unavailable {
+        message: String,
+        details: Value,
+        retry_after: Option<u64>,
+    },
     /// The tenant's subscription no longer entitles it to run jobs (canceled, or past due
     /// beyond the grace period).
     #[error("{message}")]
@@ -74,6 +81,15 @@ impl From<sqlx::Error> for ApiError {
                     details: Value::Null,
                 };
             }
+        }
+        if keel_models::db::is_unavailable(&e) {
+            // Not the request's fault nor a bug: say so, and when to try again.
+            tracing::warn!(error = %e, "Postgres unavailable");
+            return ApiError::Unavailable {
+                message: "the database is unavailable; retry shortly".into(),
+                details: json!({ "postgres": "unavailable" }),
+                retry_after: Some(1),
+            };
         }
         ApiError::Internal(e.into())
     }
@@ -161,6 +177,14 @@ impl IntoResponse for ApiError {
                     h.insert(*name, v);
                 }
             }
+        }
+        if let ApiError::Unavailable {
+            retry_after: Some(secs),
+            ..
+        } = &self
+        {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

@@ -3,7 +3,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions, PgSeverity};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 /// Errors from bringing the database up, each naming what to do about it.
@@ -24,6 +24,22 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
+}
+
+/// Whether `e` says Postgres could not be reached or ended the session (down, restarting,
+/// failing over, out of connections, the pool exhausted), rather than refusing a statement:
+/// what was asked may be asked again once it is back.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => {
+            // FATAL and PANIC end the session; class 08 is "connection exception".
+            db.try_downcast_ref::<PgDatabaseError>()
+                .is_some_and(|pg| matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic))
+                || db.code().is_some_and(|c| c.starts_with("08"))
+        }
+        _ => false,
+    }
 }
 
 /// The migrations of `migrations/`, embedded in the binary.

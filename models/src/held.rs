@@ -33,7 +33,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgSeverity};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -152,9 +152,7 @@ impl HeldConn {
     fn release_after<T>(mut self, answer: &sqlx::Result<T>) {
         let sound = match answer {
             Ok(_) => true,
-            Err(sqlx::Error::Database(e)) => !e
-                .try_downcast_ref::<PgDatabaseError>()
-                .is_some_and(|e| matches!(e.severity(), PgSeverity::Fatal | PgSeverity::Panic)),
+            Err(e @ sqlx::Error::Database(_)) => !crate::db::is_unavailable(e),
             Err(_) => false,
         };
         if !sound {

@@ -42,6 +42,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Val
     Err(ApiError::Unavailable {
         message: format!("not ready: {} unreachable", down.join(" and ")),
         details: checks,
+        retry_after: None,
     })
 }
 

@@ -185,6 +185,7 @@ pub(crate) fn local_only(state: &AppState) -> Result<(), ApiError> {
                       directly is not built yet"
                 .into(),
             details: json!({ "mode": "stripe" }),
+            retry_after: None,
         });
     }
     Ok(())

@@ -69,6 +69,7 @@ pub async fn stripe(
         return Err(ApiError::Unavailable {
             message: "Stripe webhooks are not configured (set KEEL_STRIPE_WEBHOOK_SECRETS)".into(),
             details: Value::Null,
+            retry_after: None,
         });
     }
     let header = match headers.get("stripe-signature") {
@@ -179,6 +180,7 @@ pub(crate) fn stripe_error(e: StripeCallError) -> ApiError {
         StripeCallError::Retryable(message) => ApiError::Unavailable {
             message: format!("Stripe is unavailable; try again: {message}"),
             details: Value::Null,
+            retry_after: None,
         },
         StripeCallError::CircuitOpen(wait) => ApiError::Unavailable {
             message: format!(
@@ -186,6 +188,7 @@ pub(crate) fn stripe_error(e: StripeCallError) -> ApiError {
                 wait.as_secs().max(1)
             ),
             details: json!({ "retry_after_seconds": wait.as_secs().max(1) }),
+            retry_after: Some(wait.as_secs().max(1)),
         },
     }
 }
