@@ -270,20 +270,9 @@ async fn a_held_connection_postgres_dropped_fails_at_most_one_statement() {
 /// (it had been an opaque 500), nothing is accepted, and Keel serves again once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_postgres_refuses_connections_requests_answer_503_and_nothing_is_accepted() {
-    use sqlx::{Connection, Executor};
     let env = TestEnv::new().await;
     let (_, key, _) = env.tenant("acme").await;
-    let server = (*env.keel.pool.connect_options())
-        .clone()
-        .database("postgres");
-    let mut admin = sqlx::PgConnection::connect_with(&server).await.unwrap();
-    let allow = |yes: bool| format!(r#"ALTER DATABASE "{}" ALLOW_CONNECTIONS {yes}"#, env.db);
-    admin.execute(allow(false).as_str()).await.unwrap();
-    sqlx::query("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1")
-        .bind(&env.db)
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    let outage = Outage::begin(&env).await;
     tokio::time::sleep(keel_models::held::PING_AFTER_IDLE + Duration::from_millis(200)).await;
 
     let resp = env
@@ -308,10 +297,79 @@ async fn while_postgres_refuses_connections_requests_answer_503_and_nothing_is_a
         .await;
     assert_eq!(status, 503, "{body}");
 
-    admin.execute(allow(true).as_str()).await.unwrap();
+    outage.end().await;
     assert_eq!(env.count_jobs().await, 0, "a refused submit was accepted");
     let id = env.submit_ok(&key, noop(2)).await;
     assert_eq!(env.job(id).await.status, JobStatus::Queued);
+}
+
+/// A Postgres outage while jobs run and wait in Redis: the worker neither dies nor drops them.
+/// Starts and finishes fail while it lasts; once Postgres is back, every job ends `succeeded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_running_and_waiting_through_a_postgres_outage_all_finish() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|c| c.concurrency = 2);
+    let (_, key, _) = env.tenant("acme").await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(500)))
+        .mount(&server)
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(
+            env.submit_ok(&key, webhook(&server.uri(), json!({ "i": i })))
+                .await,
+        );
+    }
+    env.wait_for(ids[0], secs(10), |j| j.status != JobStatus::Queued)
+        .await;
+
+    let outage = Outage::begin(&env).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    outage.end().await;
+
+    for id in &ids {
+        env.wait_status(*id, JobStatus::Succeeded, secs(60)).await;
+    }
+}
+
+/// The test's database refusing connections, every one it had dropped, until [`Outage::end`].
+struct Outage {
+    admin: sqlx::PgConnection,
+    db: String,
+}
+
+impl Outage {
+    async fn begin(env: &TestEnv) -> Self {
+        use sqlx::Connection;
+        let server = (*env.keel.pool.connect_options())
+            .clone()
+            .database("postgres");
+        let mut outage = Outage {
+            admin: sqlx::PgConnection::connect_with(&server).await.unwrap(),
+            db: env.db.clone(),
+        };
+        outage.allow(false).await;
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1",
+        )
+        .bind(&outage.db)
+        .execute(&mut outage.admin)
+        .await
+        .unwrap();
+        outage
+    }
+
+    async fn end(mut self) {
+        self.allow(true).await;
+    }
+
+    async fn allow(&mut self, yes: bool) {
+        use sqlx::Executor;
+        let sql = format!(r#"ALTER DATABASE "{}" ALLOW_CONNECTIONS {yes}"#, self.db);
+        self.admin.execute(sql.as_str()).await.unwrap();
+    }
 }
 
 /// Terminates every other connection to the test's database; answers how many.
