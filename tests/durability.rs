@@ -296,6 +296,13 @@ async fn while_postgres_refuses_connections_requests_answer_503_and_nothing_is_a
         .call(reqwest::Method::GET, "/api/jobs", &key, None)
         .await;
     assert_eq!(status, 503, "{body}");
+    let (status, body) = read(env.http.get(env.url("/ready")).send().await.unwrap()).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["error"]["details"]["postgres"], "unreachable",
+        "{body}"
+    );
+    assert_eq!(body["error"]["details"]["redis"], "ok", "{body}");
 
     outage.end().await;
     assert_eq!(env.count_jobs().await, 0, "a refused submit was accepted");
