@@ -121,7 +121,9 @@ impl Held {
         let sound = match reused {
             Some(p) if p.opened.elapsed() >= LIFETIME => None,
             Some(mut p) if p.since.elapsed() > PING_AFTER_IDLE => {
-                p.conn.ping().await.is_ok().then_some((p.conn, p.opened))
+                // Bounded: a connection to a partitioned host may never answer.
+                let ping = tokio::time::timeout(self.acquire_timeout, p.conn.ping()).await;
+                matches!(ping, Ok(Ok(()))).then_some((p.conn, p.opened))
             }
             Some(p) => Some((p.conn, p.opened)),
             None => None,
