@@ -266,6 +266,42 @@ async fn a_held_connection_postgres_dropped_fails_at_most_one_statement() {
     assert_ne!(third, second);
 }
 
+/// A Postgres host that accepts connections and never answers (a hung server, a half-open
+/// path): a held connection's connect gives up after the pool's acquire timeout instead of
+/// hanging its request for as long as TCP allows.
+#[tokio::test]
+async fn a_held_connection_to_a_silent_host_gives_up_after_the_acquire_timeout() {
+    use keel_models::held::Held;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    // Accepts and holds every connection, saying nothing.
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let opts = sqlx::postgres::PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(port)
+        .username("postgres");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_lazy_with(opts);
+    let held = Held::generic_plans(&pool, 1);
+    let answer = tokio::time::timeout(
+        secs(10),
+        held.run(async |c| sqlx::query("SELECT 1").execute(c).await),
+    )
+    .await
+    .expect("the connect to a silent host never gave up");
+    assert!(
+        matches!(answer, Err(sqlx::Error::PoolTimedOut)),
+        "{answer:?}"
+    );
+    holder.abort();
+}
+
 /// Postgres refusing every connection: requests answer 503 `unavailable` with `Retry-After`
 /// (it had been an opaque 500), nothing is accepted, and Keel serves again once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

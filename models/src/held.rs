@@ -130,7 +130,11 @@ impl Held {
         };
         let conn = match sound {
             Some(c) => c,
-            None => (self.opts.connect().await?, Instant::now()),
+            // Bounded like the pool's own connects: an unreachable host may never answer.
+            None => match tokio::time::timeout(self.acquire_timeout, self.opts.connect()).await {
+                Ok(conn) => (conn?, Instant::now()),
+                Err(_) => return Err(sqlx::Error::PoolTimedOut),
+            },
         };
         Ok(HeldConn {
             conn: Some(conn),
