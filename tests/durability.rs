@@ -10,6 +10,7 @@ use std::time::Duration;
 use keel_models::job::JobStatus;
 use serde_json::json;
 use support::*;
+use uuid::Uuid;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -45,23 +46,9 @@ async fn flushall_with_jobs_queued_and_running_loses_nothing() {
     let redis = PrivateRedis::start();
     let env = TestEnv::with_redis(&redis.url(), |_| {}).await;
     env.spawn_worker(|c| c.concurrency = 2);
-    let (_, key, _) = env.tenant("acme").await;
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(800)))
-        .mount(&server)
-        .await;
-    let mut ids = Vec::new();
-    for i in 0..20 {
-        ids.push(
-            env.submit_ok(&key, webhook(&server.uri(), json!({ "i": i })))
-                .await,
-        );
-    }
     // Work is under way: jobs are running (800 ms each, two at a time) and the rest wait in the
-    // stream. (Not "ids[0] is running": on a loaded machine it may already have finished.)
-    env.wait_for(ids[0], secs(10), |j| j.status != JobStatus::Queued)
-        .await;
+    // stream.
+    let (server, ids) = webhooks_under_way(&env, 20, Duration::from_millis(800)).await;
     // (No DBSIZE check: the relay may re-create the stream within milliseconds.)
     assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
 
@@ -352,21 +339,7 @@ async fn while_postgres_refuses_connections_requests_answer_503_and_nothing_is_a
 async fn jobs_running_and_waiting_through_a_postgres_outage_all_finish() {
     let env = TestEnv::new().await;
     env.spawn_worker(|c| c.concurrency = 2);
-    let (_, key, _) = env.tenant("acme").await;
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(500)))
-        .mount(&server)
-        .await;
-    let mut ids = Vec::new();
-    for i in 0..8 {
-        ids.push(
-            env.submit_ok(&key, webhook(&server.uri(), json!({ "i": i })))
-                .await,
-        );
-    }
-    env.wait_for(ids[0], secs(10), |j| j.status != JobStatus::Queued)
-        .await;
+    let (_server, ids) = webhooks_under_way(&env, 8, Duration::from_millis(500)).await;
 
     let outage = Outage::begin(&env).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -413,6 +386,28 @@ impl Outage {
         let sql = format!(r#"ALTER DATABASE "{}" ALLOW_CONNECTIONS {yes}"#, self.db);
         self.admin.execute(sql.as_str()).await.unwrap();
     }
+}
+
+/// `n` webhook jobs of a new tenant to a receiver answering 200 after `delay`, submitted, and
+/// work on them begun: the first has left `queued` (not "is running": on a loaded machine it
+/// may already have finished).
+async fn webhooks_under_way(env: &TestEnv, n: usize, delay: Duration) -> (MockServer, Vec<Uuid>) {
+    let (_, key, _) = env.tenant("acme").await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(delay))
+        .mount(&server)
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(
+            env.submit_ok(&key, webhook(&server.uri(), json!({ "i": i })))
+                .await,
+        );
+    }
+    env.wait_for(ids[0], secs(10), |j| j.status != JobStatus::Queued)
+        .await;
+    (server, ids)
 }
 
 /// Terminates every other connection to the test's database; answers how many.
