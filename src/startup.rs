@@ -116,6 +116,7 @@ impl Keel {
             )),
             keys: Default::default(),
             submitter: keel_jobs::submitter::Submitter::spawn(self.pool.clone(), self.lane.clone()),
+            waits: keel_api::waits::JobWaits::new(self.pool.clone()),
         });
         Application::build(self.settings.api_addr, state).await
     }

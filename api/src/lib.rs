@@ -7,6 +7,7 @@
 //! - [`key_cache`]: API key → tenant, trusted for a few seconds per process.
 //! - [`routes`]: tenants and keys, jobs, health/readiness/metrics.
 //! - [`metrics`]: the Prometheus recorder and the HTTP request histogram.
+//! - [`waits`]: requests waiting for their job to end (`GET /api/jobs/{id}?wait=N`).
 #![forbid(unsafe_code)]
 
 pub mod error;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
+pub mod waits;
 
 use std::net::SocketAddr;
 

@@ -45,6 +45,8 @@ pub struct Shared {
     pub keys: Arc<crate::key_cache::KeyCache>,
     /// Batches concurrent standalone submits into one insert and commit.
     pub submitter: keel_jobs::submitter::Submitter,
+    /// Requests waiting for their jobs to end (`GET /api/jobs/{id}?wait=N`).
+    pub waits: crate::waits::JobWaits,
 }
 
 /// What the billing routes need: the catalog, and Stripe settings when Stripe is configured.

@@ -1,6 +1,6 @@
 //! The HTTP API contract, black-box: authentication, input validation (bad input changes
-//! nothing), idempotency, tenant isolation, listing, cancel/retry, delayed jobs, and the
-//! health/readiness/metrics endpoints. Every error body has the shape
+//! nothing), idempotency, tenant isolation, listing, cancel/retry, delayed jobs, waiting for a
+//! job to end, and the health/readiness/metrics endpoints. Every error body has the shape
 //! `{"error": {"code": "...", "message": "...", "details": ...}}`.
 //!
 //! One test binary (each file under `tests/` links the whole application); a module per area.
@@ -16,6 +16,7 @@ mod isolation;
 mod lifecycle;
 mod listing;
 mod tenants;
+mod waiting;
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! Submitting jobs and following them.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -17,6 +18,7 @@ use crate::extract::{ApiJson, TenantId};
 use crate::routes::parse_id;
 use crate::routes::query;
 use crate::state::AppState;
+use crate::waits::MAX_WAIT_SECS;
 
 /// The public shape of a job, serialised straight from the row's fields (built by moving them
 /// out of the [`Job`], not through an intermediate JSON map: every submit answers with one).
@@ -172,15 +174,39 @@ pub(crate) async fn priority_lane(state: &AppState, tenant: uuid::Uuid) -> Resul
     Ok(catalog.feature_enabled(&ids, keel_billing::catalog::FEATURE_PRIORITY_LANE))
 }
 
+/// `GET /api/jobs/{id}[?wait=N]`: the job; with `wait`, answered when it ends or after N
+/// seconds (at most [`MAX_WAIT_SECS`]), whichever is first, with the job as it then is.
 pub async fn get(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<JobView>, ApiError> {
     let id = parse_id(&id, "job")?;
-    let job = ledger::get_for_tenant(&state.pool, tenant, id)
+    query::only(&q, &["wait"])?;
+    let wait = match q.get("wait") {
+        None => None,
+        Some(w) => Some(
+            w.parse::<u64>()
+                .ok()
+                .filter(|w| *w <= MAX_WAIT_SECS)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "wait",
+                        format!("must be a whole number of seconds from 0 to {MAX_WAIT_SECS}"),
+                    )
+                })?,
+        ),
+    };
+    let mut job = ledger::get_for_tenant(&state.pool, tenant, id)
         .await?
         .ok_or(ApiError::NotFound("job"))?;
+    if let Some(secs) = wait.filter(|s| *s > 0 && !job.status.is_terminal()) {
+        state.waits.until_ended(id, Duration::from_secs(secs)).await;
+        job = ledger::get_for_tenant(&state.pool, tenant, id)
+            .await?
+            .ok_or(ApiError::NotFound("job"))?;
+    }
     Ok(Json(JobView::from(job)))
 }
 

@@ -239,6 +239,19 @@ pub async fn get_for_tenant(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> sqlx::R
         .await
 }
 
+/// Which of `ids` have ended (`succeeded`, `dead` or `cancelled`): one lookup by primary key
+/// for every job the API's waiting requests are waiting on (status as text: by primary key,
+/// never through a partial index).
+pub async fn ended_among(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        r#"SELECT id FROM jobs
+           WHERE id = ANY($1) AND status::text IN ('succeeded', 'dead', 'cancelled')"#,
+        ids
+    )
+    .fetch_all(pool)
+    .await
+}
+
 pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Job>> {
     select_job!("WHERE id = $1", id).fetch_optional(pool).await
 }

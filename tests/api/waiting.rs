@@ -1,0 +1,74 @@
+//! `GET /api/jobs/{id}?wait=N`: answered when the job ends, or after N seconds with the job as
+//! it is then.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_answers_when_the_job_ends() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let env = TestEnv::new().await;
+    env.spawn_worker(|c| c.concurrency = 2);
+    let (_, key, _) = env.tenant("acme").await;
+    let server = MockServer::start().await;
+    for (route, ms) in [("/fast", 700), ("/slow", 8_000)] {
+        Mock::given(method("POST"))
+            .and(path(route))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(ms)))
+            .mount(&server)
+            .await;
+    }
+    let hook = |route: &str| webhook(&format!("{}{route}", server.uri()), json!({ "a": 1 }));
+    let slow = env.submit_ok(&key, hook("/slow")).await;
+    let fast = env.submit_ok(&key, hook("/fast")).await;
+
+    // One request, no polling: answered when the 700 ms delivery has ended...
+    let (status, body) = get(&env, &key, &format!("/api/jobs/{fast}?wait=30")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "succeeded", "{body}");
+    assert_eq!(body["attempts"], 1, "{body}");
+    // ...not when the wait ran out: the 8 s delivery started beside it is still running.
+    let (_, body) = get(&env, &key, &format!("/api/jobs/{slow}")).await;
+    assert_eq!(body["status"], "running", "{body}");
+
+    // An ended job, or `wait=0`, is answered at once.
+    let (_, body) = get(&env, &key, &format!("/api/jobs/{slow}?wait=0")).await;
+    assert_eq!(body["status"], "running", "{body}");
+    let (status, body) = get(&env, &key, &format!("/api/jobs/{fast}?wait=30")).await;
+    assert_eq!((status, &body["status"]), (200, &json!("succeeded")));
+}
+
+#[tokio::test]
+async fn a_wait_that_runs_out_answers_the_job_as_it_is() {
+    let env = TestEnv::new().await;
+    let (_, key, _) = env.tenant("acme").await;
+    let run_at = chrono::Utc::now() + chrono::Duration::hours(1);
+    let id = env
+        .submit_ok(
+            &key,
+            json!({ "kind": "noop", "args": {}, "run_at": run_at.to_rfc3339() }),
+        )
+        .await;
+    let (status, body) = get(&env, &key, &format!("/api/jobs/{id}?wait=1")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "queued", "{body}");
+}
+
+#[tokio::test]
+async fn a_bad_wait_is_422_and_another_tenants_job_is_404_at_once() {
+    let env = TestEnv::new().await;
+    let (_, key_a, _) = env.tenant("alpha").await;
+    let (_, key_b, _) = env.tenant("beta").await;
+    let id = env.submit_ok(&key_a, noop(1)).await;
+    for wait in ["31", "-1", "1.5", "soon", ""] {
+        let (status, body) = get(&env, &key_a, &format!("/api/jobs/{id}?wait={wait}")).await;
+        let details = assert_error_any_code(status, &body, 422);
+        assert_eq!(details["path"], "wait", "wait={wait}: {body}");
+    }
+    let (status, body) = get(&env, &key_a, &format!("/api/jobs/{id}?colour=blue")).await;
+    let details = assert_error_any_code(status, &body, 422);
+    assert_eq!(details["path"], "colour", "{body}");
+    // Tenant isolation holds for a waiting request too: not found, without waiting.
+    let (status, body) = get(&env, &key_b, &format!("/api/jobs/{id}?wait=30")).await;
+    assert_error(status, &body, 404, "not_found");
+}
