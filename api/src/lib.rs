@@ -39,6 +39,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     submitter: keel_jobs::submitter::Submitter,
+    waits: waits::JobWaits,
 }
 
 impl Application {
@@ -48,6 +49,7 @@ impl Application {
         Ok(Self {
             listener,
             submitter: state.submitter.clone(),
+            waits: state.waits.clone(),
             router: router(state),
         })
     }
@@ -63,11 +65,15 @@ impl Application {
     }
 
     /// Serves until `shutdown` fires, then finishes in-flight requests and the Redis pushes of
-    /// the jobs they accepted.
+    /// the jobs they accepted. Requests waiting for a job to end answer at once.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "API listening");
+        let waits = self.waits.clone();
         let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .with_graceful_shutdown(async move {
+                shutdown.cancelled().await;
+                waits.stop();
+            })
             .await;
         self.submitter
             .settle(std::time::Duration::from_secs(5))

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use keel_models::PgPool;
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// How often the waiting requests' jobs are checked.
@@ -36,6 +37,9 @@ struct Waiting {
 pub struct JobWaits {
     pool: PgPool,
     waiting: Arc<Mutex<Waiting>>,
+    /// Fired when the API shuts down: waiting requests answer at once instead of holding the
+    /// shutdown for up to [`MAX_WAIT_SECS`].
+    stopping: CancellationToken,
 }
 
 impl JobWaits {
@@ -43,12 +47,21 @@ impl JobWaits {
         Self {
             pool,
             waiting: Arc::default(),
+            stopping: CancellationToken::new(),
         }
     }
 
+    /// Answers every waiting request now, and every later one at once.
+    pub fn stop(&self) {
+        self.stopping.cancel();
+    }
+
     /// Waits until job `id` ends or `limit` passes, whichever is first. Returns at once when
-    /// this process already has [`MAX_WAITING`] requests waiting.
+    /// this process already has [`MAX_WAITING`] requests waiting, or is shutting down.
     pub async fn until_ended(&self, id: Uuid, limit: Duration) {
+        if self.stopping.is_cancelled() {
+            return;
+        }
         let (tx, rx) = oneshot::channel();
         {
             let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
@@ -64,7 +77,10 @@ impl JobWaits {
         }
         // A request that goes away (client gone, wait over) leaves a closed sender behind,
         // which the next check drops.
-        let _ = tokio::time::timeout(limit, rx).await;
+        tokio::select! {
+            _ = tokio::time::timeout(limit, rx) => {}
+            _ = self.stopping.cancelled() => {}
+        }
     }
 
     /// Checks the waited-on jobs every [`CHECK_EVERY`] until no request waits.

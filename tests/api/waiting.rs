@@ -72,3 +72,36 @@ async fn a_bad_wait_is_422_and_another_tenants_job_is_404_at_once() {
     let (status, body) = get(&env, &key_b, &format!("/api/jobs/{id}?wait=30")).await;
     assert_error(status, &body, 404, "not_found");
 }
+
+/// A waiting request does not hold the API's shutdown for the rest of its wait: it answers at
+/// once with the job as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_request_answers_when_the_api_shuts_down() {
+    let env = TestEnv::new().await;
+    let (_, key, _) = env.tenant("acme").await;
+    let run_at = chrono::Utc::now() + chrono::Duration::hours(1);
+    let id = env
+        .submit_ok(
+            &key,
+            json!({ "kind": "noop", "args": {}, "run_at": run_at.to_rfc3339() }),
+        )
+        .await;
+    let waiting = {
+        let (http, url) = (
+            env.http.clone(),
+            env.url(&format!("/api/jobs/{id}?wait=30")),
+        );
+        tokio::spawn(
+            async move { read(http.get(url).bearer_auth(key).send().await.unwrap()).await },
+        )
+    };
+    // Let the request reach its wait, then shut the API down.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.shutdown.cancel();
+    let (status, body) = tokio::time::timeout(secs(10), waiting)
+        .await
+        .expect("the waiting request held the shutdown")
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "queued", "{body}");
+}
