@@ -36,6 +36,11 @@ async fn a_wait_answers_when_the_job_ends() {
     assert_eq!(body["status"], "running", "{body}");
     let (status, body) = get(&env, &key, &format!("/api/jobs/{fast}?wait=30")).await;
     assert_eq!((status, &body["status"]), (200, &json!("succeeded")));
+
+    // Cancelled, so the worker is not still delivering it when the test's cleanup runs.
+    let (status, body) = post_empty(&env, &key, &format!("/api/jobs/{slow}/cancel")).await;
+    assert_eq!(status, 202, "{body}");
+    env.wait_status(slow, JobStatus::Cancelled, secs(10)).await;
 }
 
 #[tokio::test]
