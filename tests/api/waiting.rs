@@ -43,8 +43,8 @@ async fn a_wait_answers_when_the_job_ends() {
     env.wait_status(slow, JobStatus::Cancelled, secs(10)).await;
 }
 
-#[tokio::test]
-async fn a_wait_that_runs_out_answers_the_job_as_it_is() {
+/// A tenant's job that will not run during the test, and the tenant's key.
+async fn a_job_due_in_an_hour() -> (TestEnv, String, Uuid) {
     let env = TestEnv::new().await;
     let (_, key, _) = env.tenant("acme").await;
     let run_at = chrono::Utc::now() + chrono::Duration::hours(1);
@@ -54,6 +54,12 @@ async fn a_wait_that_runs_out_answers_the_job_as_it_is() {
             json!({ "kind": "noop", "args": {}, "run_at": run_at.to_rfc3339() }),
         )
         .await;
+    (env, key, id)
+}
+
+#[tokio::test]
+async fn a_wait_that_runs_out_answers_the_job_as_it_is() {
+    let (env, key, id) = a_job_due_in_an_hour().await;
     let (status, body) = get(&env, &key, &format!("/api/jobs/{id}?wait=1")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "queued", "{body}");
@@ -82,15 +88,7 @@ async fn a_bad_wait_is_422_and_another_tenants_job_is_404_at_once() {
 /// once with the job as it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_request_answers_when_the_api_shuts_down() {
-    let env = TestEnv::new().await;
-    let (_, key, _) = env.tenant("acme").await;
-    let run_at = chrono::Utc::now() + chrono::Duration::hours(1);
-    let id = env
-        .submit_ok(
-            &key,
-            json!({ "kind": "noop", "args": {}, "run_at": run_at.to_rfc3339() }),
-        )
-        .await;
+    let (env, key, id) = a_job_due_in_an_hour().await;
     let waiting = {
         let (http, url) = (
             env.http.clone(),
