@@ -28,8 +28,14 @@ const MAX_WAITING: usize = 10_000;
 #[derive(Default)]
 struct Waiting {
     by_job: HashMap<Uuid, Vec<oneshot::Sender<()>>>,
-    count: usize,
     checking: bool,
+}
+
+impl Waiting {
+    /// Requests registered (some may have gone since the last check).
+    fn requests(&self) -> usize {
+        self.by_job.values().map(Vec::len).sum()
+    }
 }
 
 /// The requests of this process waiting for their jobs to end; cheap to clone.
@@ -65,11 +71,10 @@ impl JobWaits {
         let (tx, rx) = oneshot::channel();
         {
             let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-            if w.count >= MAX_WAITING {
+            if w.requests() >= MAX_WAITING {
                 return;
             }
             w.by_job.entry(id).or_default().push(tx);
-            w.count += 1;
             if !w.checking {
                 w.checking = true;
                 tokio::spawn(self.clone().check());
@@ -89,14 +94,10 @@ impl JobWaits {
             tokio::time::sleep(CHECK_EVERY).await;
             let ids: Vec<Uuid> = {
                 let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-                let mut gone = 0;
                 w.by_job.retain(|_, senders| {
-                    let before = senders.len();
                     senders.retain(|s| !s.is_closed());
-                    gone += before - senders.len();
                     !senders.is_empty()
                 });
-                w.count -= gone;
                 if w.by_job.is_empty() {
                     w.checking = false;
                     return;
@@ -108,7 +109,6 @@ impl JobWaits {
                     let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
                     for id in ended {
                         for tx in w.by_job.remove(&id).unwrap_or_default() {
-                            w.count -= 1;
                             let _ = tx.send(());
                         }
                     }
@@ -137,7 +137,7 @@ mod tests {
             .await;
         let state = || {
             let w = waits.waiting.lock().unwrap();
-            (w.by_job.len(), w.count, w.checking)
+            (w.by_job.len(), w.requests(), w.checking)
         };
         for _ in 0..100 {
             if state() == (0, 0, false) {
