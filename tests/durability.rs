@@ -358,22 +358,12 @@ struct Outage {
 
 impl Outage {
     async fn begin(env: &TestEnv) -> Self {
-        use sqlx::Connection;
-        let server = (*env.keel.pool.connect_options())
-            .clone()
-            .database("postgres");
         let mut outage = Outage {
-            admin: sqlx::PgConnection::connect_with(&server).await.unwrap(),
+            admin: server_connection(env).await,
             db: env.db.clone(),
         };
         outage.allow(false).await;
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1",
-        )
-        .bind(&outage.db)
-        .execute(&mut outage.admin)
-        .await
-        .unwrap();
+        drop_connections(env).await;
         outage
     }
 
@@ -410,15 +400,25 @@ async fn webhooks_under_way(env: &TestEnv, n: usize, delay: Duration) -> (MockSe
     (server, ids)
 }
 
-/// Terminates every other connection to the test's database; answers how many.
+/// Terminates every connection to the test's database, each gone before it answers how many.
 async fn drop_connections(env: &TestEnv) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
-         WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t",
+         WHERE datname = $1) AS t",
     )
-    .fetch_one(&support::one_connection(env).await)
+    .bind(&env.db)
+    .fetch_one(&mut server_connection(env).await)
     .await
     .unwrap()
+}
+
+/// A connection to the server's `postgres` database, outside the test's own.
+async fn server_connection(env: &TestEnv) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    let server = (*env.keel.pool.connect_options())
+        .clone()
+        .database("postgres");
+    sqlx::PgConnection::connect_with(&server).await.unwrap()
 }
 
 /// Terminates one backend and waits until it is gone.
