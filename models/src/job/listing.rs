@@ -78,10 +78,9 @@ pub async fn list_for_tenant(
     filter: JobFilter<'_>,
 ) -> sqlx::Result<JobPage> {
     let before = filter.before.unwrap_or(NEWEST);
-    let window = EXAMINED_PER_PAGE;
     // The examined rows stream newest first, whole; what comes back is each match and, should
-    // the window run out, its last row (`n = window`). Postgres stops reading at the page's
-    // last match, so a page of frequent matches reads about a page of rows, each once.
+    // the window run out, its last row (`n = EXAMINED_PER_PAGE`). Postgres stops reading at
+    // the page's last match, so a page of frequent matches reads about a page of rows, each once.
     let rows: Vec<Examined> = match filter.status {
         Some(s @ (JobStatus::Dead | JobStatus::Cancelled)) => {
             // The index's own predicate is spelled out so a generic plan can use it too.
@@ -92,7 +91,7 @@ pub async fn list_for_tenant(
                 s as JobStatus,
                 before,
                 filter.kind,
-                window,
+                EXAMINED_PER_PAGE,
                 filter.limit
             )
             .fetch_all(pool)
@@ -106,7 +105,7 @@ pub async fn list_for_tenant(
                 before,
                 status as Option<JobStatus>,
                 filter.kind,
-                window,
+                EXAMINED_PER_PAGE,
                 filter.limit
             )
             .fetch_all(pool)
@@ -115,7 +114,9 @@ pub async fn list_for_tenant(
     };
     let next_before = match rows.last() {
         // A full page, or the window ran out: more may follow (the next page may be empty).
-        Some(last) if rows.len() as i64 == filter.limit || last.n == window => Some(last.id),
+        Some(last) if rows.len() as i64 == filter.limit || last.n == EXAMINED_PER_PAGE => {
+            Some(last.id)
+        }
         // The tenant's jobs ran out inside the window.
         _ => None,
     };
