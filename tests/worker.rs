@@ -522,3 +522,40 @@ async fn hot_path_statements_planned_on_an_empty_table_still_find_rows_by_id() {
         "each of the three statements looks its rows up by id: {before:?} → {after:?}"
     );
 }
+
+/// A test that ends while its worker is still draining a slow job leaves no Redis keys behind.
+/// Until the drain ends, the worker's relay re-creates its queues' streams on every tick, so the
+/// cleanup has to wait for the worker itself. Before, it gave up after 3 s of the worker's 5 s
+/// drain, and four streams outlived the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_ending_while_its_worker_drains_leaves_no_redis_keys() {
+    let server = receiver_answering(ResponseTemplate::new(200).set_delay(secs(60))).await;
+    let env = TestEnv::new().await;
+    env.spawn_worker(|_| {});
+    let (_, key, _) = env.tenant("acme").await;
+    let id = env
+        .submit_ok(&key, webhook(&server.uri(), json!({ "a": 1 })))
+        .await;
+    env.wait_status(id, JobStatus::Running, secs(10)).await;
+    let drain = Duration::from_millis(env.keel.settings.worker_shutdown_timeout_ms);
+    let pattern = format!("{}:*", env.prefix);
+    let redis = redis::Client::open(env.keel.settings.redis_url.as_str()).unwrap();
+    let dropped = std::time::Instant::now();
+    drop(env);
+    // Past the end of the worker's drain, where anything it re-created would be there to see.
+    tokio::time::sleep((drain + secs(1)).saturating_sub(dropped.elapsed())).await;
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    assert!(keys.is_empty(), "left behind: {keys:?}");
+}

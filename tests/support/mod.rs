@@ -63,8 +63,9 @@ pub struct TestEnv {
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
     children: Vec<Child>,
-    /// In-process workers, so cleanup can wait for them to stop before the last purge.
-    workers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The in-process API and workers, so cleanup can wait for them to stop before the last
+    /// purge: both push to Redis.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl TestEnv {
@@ -89,7 +90,10 @@ impl TestEnv {
         let shutdown = CancellationToken::new();
         let api = keel.api().await.expect("bind API");
         let base = format!("http://127.0.0.1:{}", api.port());
-        tokio::spawn(api.run_until_stopped(shutdown.clone()));
+        let stop = shutdown.clone();
+        let api = tokio::spawn(async move {
+            let _ = api.run_until_stopped(stop).await;
+        });
         Self {
             keel,
             db,
@@ -98,7 +102,7 @@ impl TestEnv {
             http: reqwest::Client::new(),
             shutdown,
             children: Vec::new(),
-            workers: Default::default(),
+            tasks: std::sync::Mutex::new(vec![api]),
         }
     }
 
@@ -112,7 +116,7 @@ impl TestEnv {
         let worker = self.keel.worker(config);
         let stop = self.shutdown.child_token();
         let handle = tokio::spawn(worker.run_until_stopped(stop.clone()));
-        self.workers.lock().unwrap().push(handle);
+        self.tasks.lock().unwrap().push(handle);
         stop
     }
 
@@ -313,13 +317,13 @@ impl Drop for TestEnv {
         let url = self.keel.settings.database_url.clone();
         let redis_url = self.keel.settings.redis_url.clone();
         let prefix = self.prefix.clone();
-        // On a multi-threaded test runtime the in-process worker's tasks keep running on other
-        // threads until they see the cancellation; a relay pass already under way can re-create
-        // the queue's stream after the first purge. Purge again once they have stopped (or
-        // after a few seconds: a worker draining a slow job waits out its shutdown timeout).
+        // On a multi-threaded test runtime the in-process API and workers keep running on other
+        // threads after the cancellation: a worker drains its in-flight jobs for up to its
+        // shutdown timeout, and its relay re-creates the queues' streams on every tick until
+        // then. Purge again once they have all stopped (the bound only guards against a hang).
         let others_running = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        let workers = std::mem::take(&mut *self.workers.lock().unwrap());
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
         // Async cleanup from a sync Drop: a fresh runtime on its own thread.
         let _ = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
@@ -332,8 +336,8 @@ impl Drop for TestEnv {
                     if let Ok(lane) = keel_jobs::lane::Lane::connect(&redis_url, &prefix, 1).await {
                         let _ = tokio::time::timeout(Duration::from_secs(5), lane.purge()).await;
                         if others_running {
-                            let deadline = Instant::now() + Duration::from_secs(3);
-                            while workers.iter().any(|w| !w.is_finished())
+                            let deadline = Instant::now() + Duration::from_secs(60);
+                            while tasks.iter().any(|t| !t.is_finished())
                                 && Instant::now() < deadline
                             {
                                 tokio::time::sleep(Duration::from_millis(20)).await;
