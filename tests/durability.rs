@@ -289,6 +289,139 @@ async fn a_held_connection_to_a_silent_host_gives_up_after_the_acquire_timeout()
     holder.abort();
 }
 
+/// A TCP proxy to the local Postgres that can go silent: it then keeps every connection open
+/// and forwards nothing, as a partitioned host does (no RST, no answer).
+struct SilencingProxy {
+    port: u16,
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilencingProxy {
+    async fn start() -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (s, a) = (silent.clone(), accepted.clone());
+        let task = tokio::spawn(async move {
+            let mut pipes = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                a.fetch_add(1, SeqCst);
+                let server = tokio::net::TcpStream::connect("127.0.0.1:5432")
+                    .await
+                    .unwrap();
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                for (mut from, mut to) in [(cr, sw), (sr, cw)].map(|(r, w)| {
+                    (
+                        Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                        w,
+                    )
+                }) {
+                    let s = s.clone();
+                    pipes.spawn(async move {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n @ 1..) = from.read(&mut buf).await {
+                            while s.load(SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            if to.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Self {
+            port,
+            silent,
+            accepted,
+            task,
+        }
+    }
+
+    fn silence(&self, silent: bool) {
+        self.silent
+            .store(silent, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for SilencingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A held connection whose host goes silent mid-statement (a partition, a failover that moved
+/// the address): the statement fails as unavailable at the deadline and its connection is
+/// closed, instead of the path waiting as long as TCP retransmits (about 15 minutes). A
+/// statement Postgres is merely slow on is cancelled by Postgres itself just before.
+#[tokio::test]
+async fn a_statement_on_a_host_gone_silent_fails_at_its_deadline() {
+    use keel_models::held::Held;
+    let proxy = SilencingProxy::start().await;
+    let opts = sqlx::postgres::PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(proxy.port)
+        .username("postgres")
+        .database("postgres");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(secs(5))
+        .connect_lazy_with(opts);
+    let held = Held::generic_plans(&pool, 1).with_deadline(Duration::from_millis(1_500));
+    let select = async || {
+        tokio::time::timeout(
+            secs(20),
+            held.run(async |c| sqlx::query("SELECT 1").execute(c).await),
+        )
+        .await
+        .expect("the statement never gave up")
+    };
+    select().await.unwrap();
+    assert_eq!(proxy.connections(), 1);
+
+    // Slow but answering: Postgres cancels the statement at four fifths of the deadline.
+    let slow = held
+        .run(async |c| sqlx::query("SELECT pg_sleep(5)").execute(c).await)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        slow.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("57014"),
+        "{slow:?}"
+    );
+    assert!(keel_models::db::is_unavailable(&slow));
+    select().await.unwrap();
+    assert_eq!(
+        proxy.connections(),
+        2,
+        "a cancelled statement's connection is renewed"
+    );
+
+    // Silent, on the connection just used (not idle long enough to be pinged first).
+    proxy.silence(true);
+    let lost = select().await.unwrap_err();
+    assert!(
+        matches!(&lost, sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut),
+        "{lost:?}"
+    );
+    assert!(keel_models::db::is_unavailable(&lost));
+
+    // The host is back: the next statement runs on a new connection.
+    proxy.silence(false);
+    select().await.unwrap();
+    assert_eq!(proxy.connections(), 3);
+}
+
 /// Postgres refusing every connection: requests answer 503 `unavailable` with `Retry-After`
 /// (it had been an opaque 500), nothing is accepted, and Keel serves again once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,17 +26,20 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
 }
 
-/// Whether `e` says Postgres could not be reached or ended the session (down, restarting,
-/// failing over, out of connections, the pool exhausted), rather than refusing a statement:
-/// what was asked may be asked again once it is back.
+/// Whether `e` says Postgres could not be reached, ended the session or did not answer in time
+/// (down, restarting, failing over, out of connections, the pool exhausted, a statement past
+/// its timeout), rather than refusing a statement: what was asked may be asked again.
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
         sqlx::Error::Database(db) => {
-            // FATAL and PANIC end the session; class 08 is "connection exception".
+            // FATAL and PANIC end the session; class 08 is "connection exception"; 57014 is
+            // `query_canceled` (a statement timeout, or an operator's cancel).
             db.try_downcast_ref::<PgDatabaseError>()
                 .is_some_and(|pg| matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic))
-                || db.code().is_some_and(|c| c.starts_with("08"))
+                || db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c == "57014")
         }
         _ => false,
     }

@@ -28,6 +28,15 @@
 //! [`PING_AFTER_IDLE`] is pinged before use, as pgxpool does; busy ones never are. One whose
 //! statement met a FATAL error (`terminating connection due to administrator command`) is
 //! closed at once rather than failing a second statement with an I/O error.
+//!
+//! A host that goes silent mid-statement (a network partition, a failover that moves the
+//! address, no RST) would leave a statement waiting as long as TCP retransmits: about fifteen
+//! minutes on Linux, the whole path stuck behind it. So every statement has a deadline
+//! ([`STATEMENT_DEADLINE`]): past it the connection is closed and the statement fails as
+//! unavailable. Postgres is told to cancel a statement itself a little before that
+//! (`statement_timeout`), so one that is merely slow fails with a clean error, rolled back,
+//! instead of being abandoned while it might still commit; the client's deadline only fires
+//! when nothing answers at all.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
@@ -46,6 +55,11 @@ const LIFETIME: Duration = Duration::from_secs(300);
 /// connections within milliseconds, so it pays nothing; pgxpool's default is the same second.
 pub const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
+/// How long a statement (or a closure's statements) may wait for Postgres before its
+/// connection is given up. Every statement on these paths is a batch found by index that takes
+/// milliseconds; this only bounds a host that stopped answering.
+pub const STATEMENT_DEADLINE: Duration = Duration::from_secs(30);
+
 /// A connection waiting for its next statement.
 struct Parked {
     conn: PgConnection,
@@ -60,6 +74,7 @@ pub struct Held {
     idle: Arc<Mutex<Vec<Parked>>>,
     slots: Arc<Semaphore>,
     acquire_timeout: Duration,
+    deadline: Duration,
 }
 
 impl Held {
@@ -94,17 +109,40 @@ impl Held {
             idle: Arc::new(Mutex::new(Vec::with_capacity(n))),
             slots: Arc::new(Semaphore::new(n.max(1))),
             acquire_timeout: pool.options().get_acquire_timeout(),
+            deadline: STATEMENT_DEADLINE,
         }
+        .with_deadline(STATEMENT_DEADLINE)
+    }
+
+    /// Gives statements `deadline` (instead of [`STATEMENT_DEADLINE`]) and has Postgres cancel
+    /// one at four fifths of it. For connections opened from now on; tests use a short one.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        let server = (deadline * 4 / 5).as_millis().max(1).to_string();
+        // A later `-c` of the same setting overrides an earlier one.
+        self.opts = self.opts.options([("statement_timeout", server.as_str())]);
+        self.deadline = deadline;
+        self
     }
 
     /// Runs `statement` on a free connection (opened if none is idle; waiting at most the
     /// pool's acquire timeout for one), then keeps the connection if the answer shows it sound.
+    /// No answer within the deadline closes the connection and fails with a timed-out I/O
+    /// error, which [`crate::db::is_unavailable`] counts as Postgres unavailable.
     pub async fn run<T>(
         &self,
         statement: impl AsyncFnOnce(&mut PgConnection) -> sqlx::Result<T>,
     ) -> sqlx::Result<T> {
         let mut conn = self.acquire().await?;
-        let answer = statement(&mut conn).await;
+        let answer = match tokio::time::timeout(self.deadline, statement(&mut conn)).await {
+            Ok(answer) => answer,
+            // Dropping the connection unreleased closes it: whatever it was waiting for is lost.
+            Err(_) => {
+                return Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("Postgres did not answer within {:?}", self.deadline),
+                )))
+            }
+        };
         conn.release_after(&answer);
         answer
     }
@@ -154,7 +192,8 @@ struct HeldConn {
 impl HeldConn {
     /// Gives the connection back for the next batch if `answer` (its last statement's) shows
     /// it sound: a success, or a row the database refused. Any other error (I/O, protocol, a
-    /// closed pool, a FATAL error that ended the session) closes it.
+    /// closed pool, a FATAL error that ended the session, a statement Postgres cancelled, which
+    /// may have left a transaction open) closes it.
     fn release_after<T>(mut self, answer: &sqlx::Result<T>) {
         let sound = match answer {
             Ok(_) => true,
