@@ -111,3 +111,68 @@ async fn operators_list_events_newest_first_with_filters_and_replay_one() {
         401
     );
 }
+
+/// The inbox grows with every Stripe event. A filtered page reads its few rows through the
+/// filter's index whatever the plan: under a generic plan, the one statement with
+/// `$n IS NULL OR …` conditions walked every newer event to find the failed one.
+#[tokio::test]
+async fn a_filtered_page_of_a_long_inbox_reads_a_few_blocks() {
+    use keel_models::billing::events::list;
+    let env = env().await;
+    // 40,000 events, processed, of two common types; the oldest one failed, of a rare type.
+    sqlx::query(
+        "INSERT INTO stripe_events (id, type, created, payload, status)
+         SELECT 'evt_' || n,
+                CASE WHEN n = 1 THEN 'charge.dispute.created'
+                     WHEN n % 2 = 0 THEN 'invoice.paid'
+                     ELSE 'customer.subscription.updated' END,
+                now(), '{}', CASE WHEN n = 1 THEN 'failed' ELSE 'processed' END
+         FROM generate_series(1, 40000) n",
+    )
+    .execute(&env.keel.pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE stripe_events")
+        .execute(&env.keel.pool)
+        .await
+        .unwrap();
+    let rare = Some("charge.dispute.created");
+    for plans in ["auto", "force_generic_plan"] {
+        // One connection, so the blocks counted are the listing's.
+        let one = one_connection(&env).await;
+        sqlx::query(&format!("SET plan_cache_mode = {plans}"))
+            .execute(&one)
+            .await
+            .unwrap();
+        let blocks = async || {
+            table_reads(&mut one.acquire().await.unwrap(), "stripe_events")
+                .await
+                .blocks
+        };
+        // Six times each: Postgres plans a statement's first five executions for their values.
+        for _ in 0..6 {
+            for (status, kind, expected) in [
+                (Some("failed"), None, vec!["evt_1"]),
+                (None, rare, vec!["evt_1"]),
+                (Some("failed"), rare, vec!["evt_1"]),
+                (
+                    Some("processed"),
+                    Some("invoice.paid"),
+                    vec!["evt_40000", "evt_39998"],
+                ),
+                (None, None, vec!["evt_40000", "evt_39999"]),
+                (Some("processed"), None, vec!["evt_40000", "evt_39999"]),
+            ] {
+                let start = blocks().await;
+                let page = list(&one, status, kind, None, 2).await.unwrap();
+                let read = blocks().await - start;
+                let ids: Vec<&str> = page.iter().map(|e| e.id.as_str()).collect();
+                assert_eq!(ids, expected, "{plans}: {status:?} {kind:?}");
+                assert!(
+                    read < 30,
+                    "{plans}: {read} blocks read for a page of {status:?} {kind:?}"
+                );
+            }
+        }
+    }
+}

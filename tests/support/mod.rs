@@ -450,9 +450,9 @@ pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-/// Reads of `jobs` as Postgres counts them, for tests that prove a statement's plan.
+/// Reads of a table as Postgres counts them, for tests that prove a statement's plan.
 #[derive(Debug, Clone, Copy)]
-pub struct JobsReads {
+pub struct TableReads {
     pub seq_scans: i64,
     pub index_scans: i64,
     /// Blocks of the table and its indexes touched (from cache or disk).
@@ -478,10 +478,15 @@ pub async fn one_connection(env: &TestEnv) -> sqlx::PgPool {
         .unwrap()
 }
 
-/// The counts so far. `conn` must be the connection that ran the statements being measured:
-/// its pending counts are flushed first (they otherwise reach the shared ones up to seconds
-/// later).
-pub async fn jobs_reads(conn: &mut sqlx::PgConnection) -> JobsReads {
+/// The counts so far for `jobs`; see [`table_reads`].
+pub async fn jobs_reads(conn: &mut sqlx::PgConnection) -> TableReads {
+    table_reads(conn, "jobs").await
+}
+
+/// The counts so far for `table`. `conn` must be the connection that ran the statements being
+/// measured: its pending counts are flushed first (they otherwise reach the shared ones up to
+/// seconds later).
+pub async fn table_reads(conn: &mut sqlx::PgConnection, table: &str) -> TableReads {
     sqlx::query("SELECT pg_stat_force_next_flush()")
         .execute(&mut *conn)
         .await
@@ -490,12 +495,13 @@ pub async fn jobs_reads(conn: &mut sqlx::PgConnection) -> JobsReads {
         "SELECT t.seq_scan, COALESCE(t.idx_scan, 0),
                 io.heap_blks_hit + io.heap_blks_read + COALESCE(io.idx_blks_hit + io.idx_blks_read, 0)
          FROM pg_stat_user_tables t JOIN pg_statio_user_tables io USING (relid)
-         WHERE t.relname = 'jobs'",
+         WHERE t.relname = $1",
     )
+    .bind(table)
     .fetch_one(&mut *conn)
     .await
     .unwrap();
-    JobsReads {
+    TableReads {
         seq_scans,
         index_scans,
         blocks,
