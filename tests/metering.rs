@@ -3,8 +3,8 @@ mod support;
 // Metering, black-box: units reserved at submit in the job's own transaction, consumed when the
 // job succeeds, released when it is cancelled or dies (credits go back), exactly once even when
 // the worker is SIGKILLed mid-job; per-kind limits and the included allowance answer 429
-// `quota_exceeded`; credits cover usage beyond the allowance, oldest expiry first; a canceled or
-// long past-due subscription answers 402; request rates answer 429 with `Retry-After` and
+// `quota_exceeded`; credits cover usage beyond the allowance, oldest expiry first; an unpaid or
+// long past-due subscription answers 402, an ended one falls back to free; request rates answer 429 with `Retry-After` and
 // `RateLimit-*` headers, counted in Redis across API processes.
 
 use std::time::Duration;
@@ -269,8 +269,11 @@ async fn subscribe(env: &TestEnv, tenant: Uuid, status: &str) {
     subscriptions::store(env, &subscriptions::team(tenant, status)).await;
 }
 
+/// Money owed stops metered jobs (402); a subscription that simply ended puts the tenant back
+/// on the free plan, as cancelling promises. Before, a canceled tenant got 402 for every
+/// metered job and for its usage, where a tenant that never subscribed had the free allowance.
 #[tokio::test]
-async fn canceled_or_long_past_due_subscriptions_answer_402() {
+async fn unpaid_or_long_past_due_subscriptions_answer_402_and_ended_ones_fall_back_to_free() {
     let env = metered_env().await;
     let (tenant, key, _) = env.tenant("acme").await;
     subscribe(&env, tenant, "active").await;
@@ -279,13 +282,24 @@ async fn canceled_or_long_past_due_subscriptions_answer_402() {
     assert_eq!(u["plan"], "team");
     assert_eq!(u["included"], 2500);
 
-    subscribe(&env, tenant, "canceled").await;
+    for ended in ["canceled", "incomplete_expired"] {
+        subscribe(&env, tenant, ended).await;
+        env.submit_ok(&key, sentiment(1)).await;
+        let u = usage(&env, &key).await;
+        assert_eq!(u["plan"], "free", "{ended}: {u}");
+    }
+
+    subscribe(&env, tenant, "unpaid").await;
     let (status, body) = env.submit(&key, sentiment(1)).await;
     assert_eq!(status, 402, "{body}");
     assert_eq!(body["error"]["code"], "payment_required");
 
+    for owing in ["past_due", "canceled"] {
+        subscribe(&env, tenant, owing).await;
+        // No failed payment on record: within grace.
+        env.submit_ok(&key, sentiment(1)).await;
+    }
     subscribe(&env, tenant, "past_due").await;
-    env.submit_ok(&key, sentiment(1)).await; // no failed payment on record: within grace
     let mut conn = env.keel.pool.acquire().await.unwrap();
     for (id, days) in [("in_test_recent", 2), ("in_test_old", 8)] {
         let at = Utc::now() - chrono::Duration::days(days);
@@ -315,6 +329,10 @@ async fn canceled_or_long_past_due_subscriptions_answer_402() {
         let want = if days > 7 { 402 } else { 202 };
         assert_eq!(status, want, "failed {days} days ago: {body}");
     }
+    // Ended with that payment still failing: owed, so not the free plan either.
+    subscribe(&env, tenant, "canceled").await;
+    let (status, body) = env.submit(&key, sentiment(1)).await;
+    assert_eq!(status, 402, "{body}");
     // Unmetered kinds still run (nothing is billed for them).
     env.submit_ok(&key, noop(1)).await;
 }

@@ -47,6 +47,11 @@ pub fn calendar_month(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
 }
 
 /// The tenant's plan and period; 402 when the subscription no longer entitles it to run jobs.
+///
+/// A subscription that has ended (`canceled`, or `incomplete_expired`: its first payment never
+/// went through) puts the tenant back on the free plan, as a tenant that never subscribed: that
+/// is what cancelling promises (`POST /api/billing/subscription/cancel` answers `free`). Only
+/// money owed stops it: `unpaid`, or a payment failing for longer than the grace period.
 pub async fn entitlement(
     state: &AppState,
     tenant: Uuid,
@@ -55,30 +60,26 @@ pub async fn entitlement(
     let catalog = &state.billing.catalog;
     let sub = keel_models::billing::subscriptions::get(&state.pool, tenant).await?;
     let (month_start, month_end) = calendar_month(now);
-    let Some(sub) = sub else {
-        return Ok(Entitlement {
-            plan: catalog.free_plan().clone(),
-            period_start: month_start,
-            period_end: month_end,
-        });
+    let free = Entitlement {
+        plan: catalog.free_plan().clone(),
+        period_start: month_start,
+        period_end: month_end,
     };
+    let Some(sub) = sub else {
+        return Ok(free);
+    };
+    let ended = sub.ended_at.is_none_or(|e| e <= now);
     match sub.status.as_str() {
-        "canceled" | "unpaid" | "incomplete_expired" if sub.ended_at.is_none_or(|e| e <= now) => {
-            return Err(payment_required(format!(
-                "the subscription is {}; choose a plan at POST /api/billing/checkout",
-                sub.status
-            )))
+        "unpaid" if ended => {
+            return Err(payment_required(
+                "the subscription is unpaid; pay the open invoice at POST /api/billing/portal, or choose a plan at POST /api/billing/checkout".into(),
+            ))
         }
-        "past_due" => {
-            let failed = keel_models::metering::oldest_failed_payment(&state.pool, tenant).await?;
-            if let Some(failed) = failed {
-                if now - failed > chrono::Duration::days(PAST_DUE_GRACE_DAYS) {
-                    return Err(payment_required(format!(
-                        "a payment has been failing since {failed}; the {PAST_DUE_GRACE_DAYS}-day grace period is over: update the card at POST /api/billing/portal"
-                    )));
-                }
-            }
+        "canceled" | "incomplete_expired" if ended => {
+            payments_within_grace(state, tenant, now).await?;
+            return Ok(free);
         }
+        "past_due" => payments_within_grace(state, tenant, now).await?,
         _ => {}
     }
     let plan = catalog
@@ -94,6 +95,23 @@ pub async fn entitlement(
         period_start: start,
         period_end: end,
     })
+}
+
+/// 402 when a payment has been failing for longer than [`PAST_DUE_GRACE_DAYS`].
+async fn payments_within_grace(
+    state: &AppState,
+    tenant: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let failed = keel_models::metering::oldest_failed_payment(&state.pool, tenant).await?;
+    match failed {
+        Some(failed) if now - failed > chrono::Duration::days(PAST_DUE_GRACE_DAYS) => {
+            Err(payment_required(format!(
+                "a payment has been failing since {failed}; the {PAST_DUE_GRACE_DAYS}-day grace period is over: update the card at POST /api/billing/portal"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn payment_required(message: String) -> ApiError {

@@ -222,22 +222,22 @@ pub async fn reserve(conn: &mut PgConnection, r: &NewReservation) -> sqlx::Resul
     Ok(())
 }
 
-/// The period containing `at`, if the tenant has used anything in it.
-pub async fn period_at(
+/// The period starting at `start` (the entitlement's), if the tenant has used anything in it.
+/// By its start, not by the time it contains: a subscription that ended mid-period leaves its
+/// period overlapping the free plan's calendar month, where usage now counts.
+pub async fn period_starting(
     pool: &PgPool,
     tenant_id: Uuid,
-    at: DateTime<Utc>,
+    start: DateTime<Utc>,
 ) -> sqlx::Result<Option<Period>> {
     sqlx::query_as!(
         Period,
         "SELECT tenant_id, period_start, period_end, plan_id, included_units, used_included,
                 reserved_included, used_credits, reserved_credits, used_overage, reserved_overage,
                 closed_at
-         FROM usage_periods
-         WHERE tenant_id = $1 AND period_start <= $2 AND period_end > $2
-         ORDER BY period_start DESC LIMIT 1",
+         FROM usage_periods WHERE tenant_id = $1 AND period_start = $2",
         tenant_id,
-        at
+        start
     )
     .fetch_optional(pool)
     .await

@@ -45,7 +45,8 @@ pub async fn current(
         Overage::PerUnit(c) => Some(c),
         Overage::HardCap => None,
     };
-    let period = keel_models::metering::period_at(&state.pool, tenant, now).await?;
+    let period =
+        keel_models::metering::period_starting(&state.pool, tenant, e.period_start).await?;
     let kinds = match &period {
         Some(p) => keel_models::metering::kinds(&state.pool, tenant, p.period_start).await?,
         None => Vec::new(),
