@@ -15,7 +15,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::BODY_LIMIT;
 
-/// A JSON body. Malformed JSON → 400; valid JSON of the wrong shape → 422 naming the field;
+/// A JSON object body. Malformed JSON → 400; valid JSON of the wrong shape (or not an
+/// object) → 422 naming the field;
 /// over the body limit → 413; not `application/json` → 415.
 pub struct ApiJson<T>(pub T);
 
@@ -62,6 +63,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 &path,
                 "must not contain the NUL character (\\u0000)",
             ));
+        }
+        // Every body Keel takes is an object; serde would otherwise read a struct from an array
+        // by position (`["noop", {}]` was a job).
+        if !value.is_object() {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
         }
         serde_path_to_error::deserialize(value)
             .map(ApiJson)

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use keel_models::job::{Job as JobRow, NewJob};
 use keel_models::PgPool;
 use serde::Deserialize;
@@ -73,6 +73,16 @@ pub fn prepare(
             return Err(SubmitError::Invalid(ArgsError::new(
                 "max_attempts",
                 "must be between 1 and 1000",
+            )));
+        }
+    }
+    if let Some(at) = submit.run_at {
+        // A time in the past means now; one before 1970 or past year 9999 is a mistake (and
+        // before 4713 BC, outside what Postgres stores).
+        if at.timestamp() < 0 || at.year() > 9999 {
+            return Err(SubmitError::Invalid(ArgsError::new(
+                "run_at",
+                "must be a time between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
             )));
         }
     }

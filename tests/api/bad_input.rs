@@ -153,6 +153,36 @@ async fn unknown_top_level_fields_and_bad_top_level_types_are_422() {
     let (status, body) = env.submit(&key, json!([1, 2, 3])).await;
     assert_error_any_code(status, &body, 422);
     assert_eq!(env.count_jobs().await, 0);
+
+    // An array whose items fit the fields by position is no job either (serde would read it so).
+    let (status, body) = env.submit(&key, json!(["noop", { "via": "array" }])).await;
+    let details = assert_error_any_code(status, &body, 422);
+    assert_eq!(details["path"], "body", "{body}");
+    assert_eq!(env.count_jobs().await, 0);
+
+    // A run_at outside 1970..=9999 (before 4713 BC it had been a 500 from Postgres).
+    for at in [
+        "-5000-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "+10000-01-01T00:00:00Z",
+    ] {
+        let (status, body) = env
+            .submit(&key, json!({ "kind": "noop", "run_at": at }))
+            .await;
+        let details = assert_error_any_code(status, &body, 422);
+        assert_eq!(details["path"], "run_at", "{at}: {body}");
+    }
+    let (status, body) = env
+        .call(
+            reqwest::Method::POST,
+            "/api/jobs/batch",
+            &key,
+            Some(&json!({ "jobs": [{ "kind": "noop" }, { "kind": "noop", "run_at": "-5000-01-01T00:00:00Z" }] })),
+        )
+        .await;
+    let details = assert_error_any_code(status, &body, 422);
+    assert_eq!(details["path"], "jobs[1].run_at", "{body}");
+    assert_eq!(env.count_jobs().await, 0);
 }
 
 #[tokio::test]
