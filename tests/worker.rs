@@ -115,6 +115,35 @@ async fn a_fatal_error_goes_dead_at_once() {
     assert_eq!(deliveries(&server).await, 1);
 }
 
+/// A delivery whose request cannot be built (an event name with a newline, from a job stored
+/// before submits refused those) is fatal: it had failed as retryable on every attempt.
+#[tokio::test]
+async fn a_delivery_that_cannot_be_built_goes_dead_at_once() {
+    let env = TestEnv::new().await;
+    env.spawn_worker(|_| {});
+    let (tenant, _, _) = env.tenant("acme").await;
+    let server = receiver_answering(ResponseTemplate::new(200)).await;
+    let id = uuid::Uuid::now_v7();
+    let job = keel_models::job::NewJob {
+        id,
+        tenant_id: Some(tenant),
+        kind: "webhook.deliver".into(),
+        queue: "default".into(),
+        args: json!({ "url": server.uri(), "event": "e\nX-Injected: 1", "payload": {} }),
+        max_attempts: 10,
+        run_at: None,
+        idempotency_key: None,
+        dispatched: false,
+    };
+    let mut conn = env.keel.pool.acquire().await.unwrap();
+    keel_models::job::insert(&mut conn, &job).await.unwrap();
+    let job = env.wait_status(id, JobStatus::Dead, secs(10)).await;
+    assert_eq!(job.attempt, 1);
+    let error = job.last_error.unwrap();
+    assert_eq!(error["kind"], "fatal", "{error}");
+    assert_eq!(deliveries(&server).await, 0);
+}
+
 #[tokio::test]
 async fn retry_after_from_the_receiver_sets_the_next_attempt() {
     let env = TestEnv::new().await;

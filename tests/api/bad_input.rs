@@ -78,6 +78,20 @@ async fn invalid_args_are_422_naming_the_field() {
     assert_eq!(details["path"], "args.event", "{body}");
     assert_eq!(env.count_jobs().await, 0);
 
+    // An event name that cannot be a header value (it is sent as `Keel-Event`).
+    for event in ["e\nX-Injected: 1", "ok\u{7f}"] {
+        let (status, body) = env
+            .submit(
+                &key,
+                json!({ "kind": "webhook.deliver",
+                        "args": { "url": "https://example.com/hook", "event": event, "payload": {} } }),
+            )
+            .await;
+        let details = assert_error_any_code(status, &body, 422);
+        assert_eq!(details["path"], "args.event", "{event:?}: {body}");
+        assert_eq!(env.count_jobs().await, 0);
+    }
+
     // Missing required field.
     let (status, body) = env
         .submit(

@@ -65,6 +65,14 @@ impl Job for WebhookDeliver {
         if self.event.is_empty() || self.event.len() > 200 {
             return Err(ArgsError::new("args.event", "must be 1 to 200 characters"));
         }
+        // It is sent as the `Keel-Event` header, which cannot carry control characters: such a
+        // job had been accepted and then failed every attempt.
+        if self.event.chars().any(char::is_control) {
+            return Err(ArgsError::new(
+                "args.event",
+                "must not contain control characters (it is sent as the Keel-Event header)",
+            ));
+        }
         let size = serde_json::to_vec(&self.payload)
             .map(|v| v.len())
             .unwrap_or(0);
@@ -118,6 +126,14 @@ impl Job for WebhookDeliver {
             Err(e) => {
                 if let Some(blocked) = net::blocked_cause(&e) {
                     return Err(JobError::fatal(blocked));
+                }
+                // The request itself cannot be built (a job stored before its args were
+                // checked as they are now): no attempt will ever send it.
+                if e.is_builder() {
+                    return Err(JobError::fatal(format!(
+                        "the request cannot be built: {}",
+                        error_chain(&e)
+                    )));
                 }
                 let what = if e.is_timeout() {
                     "timed out"
