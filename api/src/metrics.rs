@@ -74,6 +74,25 @@ pub async fn serve(
         .await
 }
 
+/// The method as a label: HTTP's own methods by name, any other as `other`. Clients choose
+/// the method, and each new name had made a new series, so anyone could grow `/metrics` and
+/// the process's memory without bound.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Records `keel_http_request_duration_seconds{method, route, status}`.
 pub async fn track_http(req: Request, next: Next) -> Response {
     let route = req
@@ -81,7 +100,7 @@ pub async fn track_http(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let t0 = Instant::now();
     let resp = next.run(req).await;
     metrics::histogram!(

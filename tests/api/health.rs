@@ -33,6 +33,15 @@ async fn metrics_expose_job_counts_queues_and_http_latency() {
         .post(&key, &format!("/api/jobs/{cancelled}/cancel"))
         .await;
     assert_eq!(resp.status(), 200);
+    // A method of the client's own invention (405): counted, but under one label for all such.
+    let made_up = reqwest::Method::from_bytes(b"ZZ123").unwrap();
+    let resp = env
+        .http
+        .request(made_up, env.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
 
     let resp = env.http.get(env.url("/metrics")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -63,6 +72,15 @@ async fn metrics_expose_job_counts_queues_and_http_latency() {
     );
     assert!(
         text.contains("keel_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(!text.contains("ZZ123"), "{text}");
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("keel_http_request_duration_seconds_count")
+                && l.contains(r#"method="other""#)
+                && l.contains(r#"status="405""#)
+        ),
         "{text}"
     );
 }
