@@ -84,6 +84,7 @@ impl Application {
 
 pub fn router(state: AppState) -> Router {
     routes::router()
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(TraceLayer::new_for_http())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -416,3 +416,37 @@ async fn a_bad_row_in_a_submit_batch_fails_alone() {
     }
     assert_eq!(env.count_jobs().await, 19);
 }
+
+/// A path or query string axum cannot decode answers in the one JSON error shape, with the
+/// API's headers: it had been `400 text/plain` ("Invalid URL: Invalid UTF-8 in `id`").
+#[tokio::test]
+async fn undecodable_paths_and_query_strings_answer_the_json_error_shape() {
+    use reqwest::Method;
+    let env = TestEnv::new().await;
+    let (_, key, _) = env.tenant("acme").await;
+    for (method, path, token) in [
+        (Method::GET, "/api/jobs/%ff", key.as_str()),
+        (Method::POST, "/api/jobs/%ff/cancel", &key),
+        (Method::DELETE, "/api/keys/%ff", &key),
+        (Method::GET, "/api/jobs?status=%ff", &key),
+        (Method::POST, "/admin/stripe/events/%ff/replay", ADMIN),
+    ] {
+        let resp = env
+            .http
+            .request(method, env.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        assert!(ct.starts_with("application/json"), "{path}: {ct}");
+        let (status, body) = read(resp).await;
+        assert!(matches!(status, 400 | 422), "{path}: {status} {body}");
+        assert_error_any_code(status, &body, status);
+    }
+    assert_eq!(env.count_jobs().await, 0);
+}
