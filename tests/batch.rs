@@ -96,6 +96,9 @@ async fn a_refused_item_refuses_the_whole_batch_and_writes_nothing() {
             .as_str()
             .unwrap_or_default();
         assert!(path.starts_with(at), "want {at}, got {path}: {body}");
+        // The message names the field the same way, then says what is wrong with it.
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(&format!("{path}: ")), "{body}");
     }
     assert_eq!(env.count_jobs().await, 0);
 }

@@ -503,6 +503,10 @@ async fn a_batch_over_a_quota_is_refused_whole() {
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "quota_exceeded");
     assert_eq!(body["error"]["details"]["kind"], "sentiment.score");
+    // The item that did not fit: the fifth (the plan allows four a period).
+    assert_eq!(body["error"]["details"]["index"], 4, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("jobs[4]: "), "{body}");
     assert_eq!(env.count_jobs().await, 0);
     assert_eq!(usage(&env, &key).await["reserved"], 0);
 

@@ -90,7 +90,8 @@ pub async fn submit(
                     ),
                 };
                 crate::metering::reserve_under(&state, &mut tx, tenant, e, new, job.created_at)
-                    .await?;
+                    .await
+                    .map_err(|e| of_item(e, i))?;
             }
             Inserted::New(_) => {}
             Inserted::Existing(job) if job.kind != new.kind || job.args != new.args => {
@@ -134,6 +135,32 @@ pub async fn submit(
         StatusCode::OK
     };
     Ok((status, Json(Accepted { jobs })))
+}
+
+/// A quota refusal of item `i`, saying which item: its message starts with `jobs[i]: ` and
+/// its details carry `index` (the rest of the batch may have fitted).
+fn of_item(e: ApiError, i: usize) -> ApiError {
+    match e {
+        ApiError::TooManyRequests {
+            code,
+            message,
+            mut details,
+            retry_after,
+            headers,
+        } => {
+            if let Some(d) = details.as_object_mut() {
+                d.insert("index".into(), json!(i));
+            }
+            ApiError::TooManyRequests {
+                code,
+                message: format!("jobs[{i}]: {message}"),
+                details,
+                retry_after,
+                headers,
+            }
+        }
+        e => e,
+    }
 }
 
 /// Inserts the rows in the order of their idempotency keys and answers in the batch's order.

@@ -148,7 +148,12 @@ pub(crate) fn refused(e: SubmitError, at: &str) -> ApiError {
         SubmitError::UnknownKind { kind, known } => ApiError::Unprocessable {
             code: "unknown_kind",
             message: format!(
-                "{at}unknown job kind {kind:?}; known kinds: {}",
+                "{}unknown job kind {kind:?}; known kinds: {}",
+                if at.is_empty() {
+                    String::new()
+                } else {
+                    format!("{at}kind: ")
+                },
                 known.join(", ")
             ),
             details: json!({ "path": format!("{at}kind"), "known_kinds": known }),
