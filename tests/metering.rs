@@ -172,11 +172,75 @@ async fn success_consumes_and_cancel_releases_exactly_once() {
     let before = keel_models::metering::periods(pool, tenant, 1)
         .await
         .unwrap();
-    keel_models::job::retry(pool, tenant, a).await.unwrap(); // not retryable: succeeded
+    let mut conn = pool.acquire().await.unwrap();
+    keel_models::job::retry(&mut conn, tenant, a).await.unwrap(); // not retryable: succeeded
     let after = keel_models::metering::periods(pool, tenant, 1)
         .await
         .unwrap();
     assert_eq!(before[0].used_included, after[0].used_included);
+}
+
+/// A dead job's units were released; `retry` runs it again, so it reserves them again, under
+/// the quota a submit meets. Before, a retry reserved nothing and its success was counted past
+/// the allowance: a tenant at its hard cap could still run jobs by retrying dead ones.
+#[tokio::test]
+async fn a_retried_dead_job_reserves_its_units_again_within_the_quota() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let env = metered_env().await;
+    env.spawn_worker(|_| {});
+    let (_, key, _) = env.tenant("acme").await;
+    // Refuses the first delivery (fatal: the job dies), accepts the next.
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400))
+        .up_to_n_times(1)
+        .mount(&receiver)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let hook = |run_at: Option<chrono::DateTime<Utc>>| {
+        let mut body = webhook(&receiver.uri(), json!({ "a": 1 }));
+        if let Some(at) = run_at {
+            body["run_at"] = json!(at.to_rfc3339());
+        }
+        body
+    };
+    let dead = env.submit_ok(&key, hook(None)).await; // 2 units
+    env.wait_status(dead, JobStatus::Dead, secs(20)).await;
+    let u = wait_usage(&env, &key, |u| u["reserved"] == 0).await;
+    assert_eq!(u["used"], 0, "{u}");
+
+    // The free plan's 30 units, all reserved by jobs due in an hour.
+    let later = Some(Utc::now() + chrono::Duration::hours(1));
+    let mut waiting = Vec::new();
+    for _ in 0..15 {
+        waiting.push(env.submit_ok(&key, hook(later)).await);
+    }
+    let (status, body) = read(env.post(&key, &format!("/api/jobs/{dead}/retry")).await).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
+    assert_eq!(
+        env.job(dead).await.status,
+        JobStatus::Dead,
+        "a refused retry changes nothing"
+    );
+    assert_eq!(usage(&env, &key).await["reserved"], 30);
+
+    // Room for it again: the retry reserves its 2 units, and its success consumes them.
+    let resp = env
+        .post(&key, &format!("/api/jobs/{}/cancel", waiting[0]))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let resp = env.post(&key, &format!("/api/jobs/{dead}/retry")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(usage(&env, &key).await["reserved"], 30);
+    env.wait_status(dead, JobStatus::Succeeded, secs(20)).await;
+    let u = wait_usage(&env, &key, |u| u["reserved"] == 28).await;
+    assert_eq!(u["used"], 2, "{u}");
+    assert_eq!(u["remaining_included"], 0, "{u}");
 }
 
 async fn wait_usage(env: &TestEnv, key: &str, pred: impl Fn(&Value) -> bool) -> Value {

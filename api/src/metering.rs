@@ -128,6 +128,40 @@ pub fn metered(state: &AppState, job: &NewJob) -> bool {
             .is_some()
 }
 
+/// Reserves a retried job's units again, in the caller's transaction (the one that moves it
+/// back to `queued`), when its reservation was released: it died, and succeeding now would
+/// otherwise use units no quota had allowed (in a period perhaps already billed). Like a
+/// submit, under the plan and period of `now`: 402 and 429 apply. A `failed` job still holds
+/// its reservation, and a job reserved nothing if metering was off when it was submitted.
+pub async fn reserve_again(
+    state: &AppState,
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    job: &keel_models::job::Job,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let again = NewJob {
+        id: job.id,
+        tenant_id: job.tenant_id,
+        kind: job.kind.clone(),
+        queue: job.queue.clone(),
+        args: job.args.clone(),
+        max_attempts: job.max_attempts,
+        run_at: None,
+        idempotency_key: None,
+        dispatched: false,
+    };
+    if !metered(state, &again)
+        || metering::reservation_state(&mut *tx, job.id)
+            .await?
+            .as_deref()
+            != Some("released")
+    {
+        return Ok(());
+    }
+    reserve(state, tx, tenant, &again, now).await
+}
+
 /// Reserves the job's units inside the caller's transaction (which also inserts the job).
 /// Kinds the catalog does not meter cost nothing and are not recorded.
 pub async fn reserve(

@@ -178,12 +178,21 @@ pub async fn credits_left(
     .await
 }
 
-/// Records the reservation and holds its units in the period's counters.
+/// Records the reservation and holds its units in the period's counters. A job's released
+/// reservation (it died, and `retry` brings it back) is replaced by the new one; a reservation
+/// still held or consumed is never replaced (`RowNotFound`).
 pub async fn reserve(conn: &mut PgConnection, r: &NewReservation) -> sqlx::Result<()> {
-    sqlx::query!(
+    let stored = sqlx::query!(
         "INSERT INTO usage_reservations (job_id, tenant_id, period_start, kind, units,
              from_included, from_credits, from_overage, credit_grants)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (job_id) DO UPDATE SET
+             tenant_id = EXCLUDED.tenant_id, period_start = EXCLUDED.period_start,
+             kind = EXCLUDED.kind, units = EXCLUDED.units,
+             from_included = EXCLUDED.from_included, from_credits = EXCLUDED.from_credits,
+             from_overage = EXCLUDED.from_overage, credit_grants = EXCLUDED.credit_grants,
+             state = 'reserved', created_at = now(), settled_at = NULL
+         WHERE usage_reservations.state = 'released'",
         r.job_id,
         r.tenant_id,
         r.period_start,
@@ -196,6 +205,9 @@ pub async fn reserve(conn: &mut PgConnection, r: &NewReservation) -> sqlx::Resul
     )
     .execute(&mut *conn)
     .await?;
+    if stored.rows_affected() == 0 {
+        return Err(sqlx::Error::RowNotFound);
+    }
     sqlx::query!(
         "UPDATE usage_periods SET reserved_included = reserved_included + $3,
              reserved_credits = reserved_credits + $4, reserved_overage = reserved_overage + $5
@@ -276,12 +288,15 @@ pub async fn kinds(
 }
 
 /// A job's reservation state (`reserved`, `consumed`, `released`), if it was metered.
-pub async fn reservation_state(pool: &PgPool, job_id: Uuid) -> sqlx::Result<Option<String>> {
+pub async fn reservation_state(
+    db: impl sqlx::PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar!(
         "SELECT state FROM usage_reservations WHERE job_id = $1",
         job_id
     )
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 

@@ -267,14 +267,24 @@ pub async fn cancel(
     }
 }
 
-/// `dead|failed → queued`, due now, with a fresh attempt budget.
+/// `dead|failed → queued`, due now, with a fresh attempt budget. A metered job that died had
+/// its units released, so it reserves them again in the same transaction, under today's plan
+/// and period: a retry is refused (402, 429) where a submit would be.
 pub async fn retry(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     let id = parse_id(&id, "job")?;
-    match ledger::retry(&state.pool, tenant, id).await? {
+    let mut tx = state.pool.begin().await?;
+    let retried = ledger::retry(&mut tx, tenant, id).await?;
+    if let Some(job) = &retried {
+        crate::metering::reserve_again(&state, &mut tx, tenant, job, chrono::Utc::now()).await?;
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    match retried {
         Some(job) => {
             // The relay would pick it up within a tick; pushing now makes the retry immediate.
             enqueue::dispatch_after_commit_marking(&state.lane, &state.pool, &job).await;

@@ -288,7 +288,11 @@ pub async fn cancel(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> sqlx::Result<Ca
 
 /// `dead|failed → queued`, due now, with a fresh attempt budget (the last error stays visible).
 /// `None` when the tenant has no such job in a retryable state.
-pub async fn retry(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> sqlx::Result<Option<Job>> {
+pub async fn retry(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<Job>> {
     returning_job!(
         r#"UPDATE jobs SET status = 'queued', attempt = 0, run_at = now(), finished_at = NULL,
                           dispatched_at = NULL, cancel_requested_at = NULL, updated_at = now()
@@ -296,7 +300,7 @@ pub async fn retry(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> sqlx::Result<Opt
         id,
         tenant_id
     )
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }
 
