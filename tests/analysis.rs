@@ -487,6 +487,17 @@ async fn bad_analysis_requests_are_refused_and_change_nothing() {
     .await;
     assert_eq!(status, 409, "{resp}");
     assert_eq!(resp["error"]["code"], "jira_not_connected");
+    // The same kind through the generic submit, alone or in a batch: it had been accepted and
+    // died at its first attempt.
+    let kind = json!({"kind": "jira.analyze.issue", "args": {"issue_key": "ED-1"}});
+    let (status, resp) = post_json(&env, &key, "/api/jobs", kind.clone()).await;
+    assert_eq!(status, 409, "{resp}");
+    assert_eq!(resp["error"]["code"], "jira_not_connected");
+    let batch = json!({"jobs": [{"kind": "noop"}, kind]});
+    let (status, resp) = post_json(&env, &key, "/api/jobs/batch", batch).await;
+    assert_eq!(status, 409, "{resp}");
+    assert_eq!(resp["error"]["code"], "jira_not_connected");
+    assert_eq!(env.count_jobs().await, 0);
 
     let jira = fake_jira().await;
     connect(&env, &key, &jira).await;

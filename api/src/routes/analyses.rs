@@ -30,16 +30,6 @@ async fn submit<J: Job>(
     args.validate(&state.services).map_err(|e| {
         ApiError::invalid(e.path.strip_prefix("args.").unwrap_or(&e.path), e.message)
     })?;
-    if keel_models::jira::connection(&state.pool, tenant)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::Conflict {
-            code: "jira_not_connected",
-            message: "connect Jira first: PUT /api/tenant/jira {base_url, email, api_token}".into(),
-            details: Value::Null,
-        });
-    }
     let body = Submit {
         kind: J::NAME.to_string(),
         args: serde_json::to_value(&args).map_err(anyhow::Error::from)?,
@@ -48,6 +38,28 @@ async fn submit<J: Job>(
         max_attempts: None,
     };
     accept(state, tenant, body).await
+}
+
+/// 409 `jira_not_connected` for a kind that reads the tenant's Jira (`jira.*`) while it has
+/// no connection: such a job could only die at its first attempt. Every submitting endpoint
+/// asks, `POST /api/jobs` and batches included.
+pub(crate) async fn jira_connected(
+    state: &AppState,
+    tenant: Uuid,
+    kind: &str,
+) -> Result<(), ApiError> {
+    if !kind.starts_with("jira.")
+        || keel_models::jira::connection(&state.pool, tenant)
+            .await?
+            .is_some()
+    {
+        return Ok(());
+    }
+    Err(ApiError::Conflict {
+        code: "jira_not_connected",
+        message: "connect Jira first: PUT /api/tenant/jira {base_url, email, api_token}".into(),
+        details: Value::Null,
+    })
 }
 
 pub async fn issue(

@@ -58,6 +58,7 @@ pub async fn submit(
     let priority = priority_lane(&state, tenant).await?;
     let mut keys = HashSet::new();
     let mut news = Vec::with_capacity(body.jobs.len());
+    let mut jira_checked = false;
     for (i, submit) in body.jobs.into_iter().enumerate() {
         let at = format!("jobs[{i}].");
         if let Some(key) = &submit.idempotency_key {
@@ -70,6 +71,10 @@ pub async fn submit(
         }
         let mut new = enqueue::prepare(&state.registry, &state.services, Some(tenant), submit)
             .map_err(|e| refused(e, &at))?;
+        if !jira_checked && new.kind.starts_with("jira.") {
+            crate::routes::analyses::jira_connected(&state, tenant, &new.kind).await?;
+            jira_checked = true;
+        }
         if priority {
             new.queue = keel_jobs::lane::priority_queue(&new.queue);
         }

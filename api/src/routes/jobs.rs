@@ -94,6 +94,7 @@ pub(crate) async fn accept(
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let mut new = enqueue::prepare(&state.registry, &state.services, Some(tenant), body)
         .map_err(|e| refused(e, ""))?;
+    crate::routes::analyses::jira_connected(state, tenant, &new.kind).await?;
     if priority_lane(state, tenant).await? {
         new.queue = keel_jobs::lane::priority_queue(&new.queue);
     }
