@@ -123,17 +123,53 @@ pub async fn list_keys(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Vec<ApiKe
     .await
 }
 
-/// Revokes one of the tenant's keys; `false` when the tenant has no such key.
-pub async fn revoke_key(pool: &PgPool, tenant_id: Uuid, key_id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query!(
-        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())
-         WHERE id = $1 AND tenant_id = $2",
+/// What [`revoke_key`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRevoke {
+    /// Revoked now, or already (revoking is idempotent).
+    Revoked,
+    /// The tenant has no such key.
+    NotFound,
+    /// It is the tenant's only active key; revoking it would lock the tenant out for good
+    /// (keys are made with a key), so it stays.
+    LastActiveKey,
+}
+
+/// Revokes one of the tenant's keys, unless it is the last active one.
+pub async fn revoke_key(pool: &PgPool, tenant_id: Uuid, key_id: Uuid) -> sqlx::Result<KeyRevoke> {
+    let mut tx = pool.begin().await?;
+    // Revokes of one tenant's keys take turns: two at once could each see the other's key
+    // still active and revoke both. The count below is a new statement, so it sees the turn
+    // before it committed.
+    sqlx::query!("SELECT id FROM tenants WHERE id = $1 FOR UPDATE", tenant_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let key = sqlx::query!(
+        r#"SELECT revoked_at IS NOT NULL AS "revoked!",
+                  (SELECT count(*) FROM api_keys o
+                   WHERE o.tenant_id = $2 AND o.id <> $1 AND o.revoked_at IS NULL) AS "others!"
+           FROM api_keys WHERE id = $1 AND tenant_id = $2"#,
         key_id,
         tenant_id
     )
-    .execute(pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    let outcome = match key {
+        None => KeyRevoke::NotFound,
+        Some(k) if k.revoked => KeyRevoke::Revoked,
+        Some(k) if k.others == 0 => KeyRevoke::LastActiveKey,
+        Some(_) => {
+            sqlx::query!(
+                "UPDATE api_keys SET revoked_at = now() WHERE id = $1",
+                key_id
+            )
+            .execute(&mut *tx)
+            .await?;
+            KeyRevoke::Revoked
+        }
+    };
+    tx.commit().await?;
+    Ok(outcome)
 }
 
 /// The sealed webhook signing secret (open it with the [`SecretBox`]).

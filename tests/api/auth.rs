@@ -114,6 +114,38 @@ async fn a_revoked_key_is_401_while_the_new_key_works() {
     let old = keys.iter().find(|k| k["id"] == old_id.as_str()).unwrap();
     assert!(!old["revoked_at"].is_null(), "{body}");
 
+    // The only active key left cannot be revoked (nothing could make a new one); revoking an
+    // already revoked key again changes nothing.
+    let (_, body) = get(&env, &new_key, "/api/keys").await;
+    let new_id = body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] != old_id.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = env
+        .call(
+            Method::DELETE,
+            &format!("/api/keys/{new_id}"),
+            &new_key,
+            None,
+        )
+        .await;
+    assert_error(status, &body, 409, "last_active_key");
+    assert_eq!(get(&env, &new_key, "/api/jobs").await.0, 200);
+    let (status, _) = env
+        .call(
+            Method::DELETE,
+            &format!("/api/keys/{old_id}"),
+            &new_key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+
     // Revoking an unknown key id is a 404; a malformed one a 400.
     let (status, body) = env
         .call(

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use keel_jobs::kinds::stripe::sync::SyncCustomer;
 use keel_models::job::Inserted;
+use keel_models::tenant::KeyRevoke;
 
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, TenantId};
@@ -105,10 +106,18 @@ pub async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id, "key")?;
-    if keel_models::tenant::revoke_key(&state.pool, tenant, id).await? {
-        state.keys.forget_tenant(tenant);
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("key"))
+    match keel_models::tenant::revoke_key(&state.pool, tenant, id).await? {
+        KeyRevoke::Revoked => {
+            state.keys.forget_tenant(tenant);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        KeyRevoke::NotFound => Err(ApiError::NotFound("key")),
+        KeyRevoke::LastActiveKey => Err(ApiError::Conflict {
+            code: "last_active_key",
+            message: "this is the tenant's only active key, and keys are made with a key: \
+                      create another first (POST /api/keys), then revoke this one"
+                .into(),
+            details: json!({ "key_id": id }),
+        }),
     }
 }
