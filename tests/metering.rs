@@ -185,22 +185,11 @@ async fn success_consumes_and_cancel_releases_exactly_once() {
 /// the allowance: a tenant at its hard cap could still run jobs by retrying dead ones.
 #[tokio::test]
 async fn a_retried_dead_job_reserves_its_units_again_within_the_quota() {
-    use wiremock::matchers::method;
-    use wiremock::{Mock, MockServer, ResponseTemplate};
     let env = metered_env().await;
     env.spawn_worker(|_| {});
     let (_, key, _) = env.tenant("acme").await;
     // Refuses the first delivery (fatal: the job dies), accepts the next.
-    let receiver = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400))
-        .up_to_n_times(1)
-        .mount(&receiver)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&receiver)
-        .await;
+    let receiver = receiver_answering_once(wiremock::ResponseTemplate::new(400)).await;
     let hook = |run_at: Option<chrono::DateTime<Utc>>| {
         let mut body = webhook(&receiver.uri(), json!({ "a": 1 }));
         if let Some(at) = run_at {

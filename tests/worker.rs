@@ -149,16 +149,8 @@ async fn retry_after_from_the_receiver_sets_the_next_attempt() {
     let env = TestEnv::new().await;
     env.spawn_worker(|_| {});
     let (_, key, _) = env.tenant("acme").await;
-    let server = receiver().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "2"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server =
+        receiver_answering_once(ResponseTemplate::new(429).insert_header("retry-after", "2")).await;
     let id = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
     let failed = env
         .wait_for(id, secs(10), |j| j.status == JobStatus::Failed)
@@ -223,16 +215,8 @@ async fn a_slow_first_attempt_cannot_finish_a_job_that_another_attempt_finished(
         c.relay = false;
     });
     let (_, key, _) = env.tenant("acme").await;
-    let server = receiver().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_delay(Duration::from_secs(5)))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server =
+        receiver_answering_once(ResponseTemplate::new(201).set_delay(Duration::from_secs(5))).await;
     let id = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
     env.wait_for(id, secs(10), |j| {
         j.status == JobStatus::Running && j.attempt == 1

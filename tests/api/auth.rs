@@ -64,6 +64,11 @@ async fn requests_without_or_with_a_wrong_api_key_are_401_with_www_authenticate(
     assert_eq!(env.count_jobs().await, 0);
 }
 
+/// `DELETE` of a key at `path`, with `key`.
+async fn revoke(env: &TestEnv, key: &str, path: &str) -> (u16, Value) {
+    env.call(Method::DELETE, path, key, None).await
+}
+
 #[tokio::test]
 async fn a_revoked_key_is_401_while_the_new_key_works() {
     let env = TestEnv::new().await;
@@ -86,14 +91,7 @@ async fn a_revoked_key_is_401_while_the_new_key_works() {
     assert_eq!(get(&env, &old_key, "/api/jobs").await.0, 200);
     assert_eq!(get(&env, &new_key, "/api/jobs").await.0, 200);
 
-    let (status, _) = env
-        .call(
-            Method::DELETE,
-            &format!("/api/keys/{old_id}"),
-            &new_key,
-            None,
-        )
-        .await;
+    let (status, _) = revoke(&env, &new_key, &format!("/api/keys/{old_id}")).await;
     assert_eq!(status, 204);
 
     let (status, body) = get(&env, &old_key, "/api/jobs").await;
@@ -126,39 +124,17 @@ async fn a_revoked_key_is_401_while_the_new_key_works() {
         .as_str()
         .unwrap()
         .to_string();
-    let (status, body) = env
-        .call(
-            Method::DELETE,
-            &format!("/api/keys/{new_id}"),
-            &new_key,
-            None,
-        )
-        .await;
+    let (status, body) = revoke(&env, &new_key, &format!("/api/keys/{new_id}")).await;
     assert_error(status, &body, 409, "last_active_key");
     assert_eq!(get(&env, &new_key, "/api/jobs").await.0, 200);
-    let (status, _) = env
-        .call(
-            Method::DELETE,
-            &format!("/api/keys/{old_id}"),
-            &new_key,
-            None,
-        )
-        .await;
+    let (status, _) = revoke(&env, &new_key, &format!("/api/keys/{old_id}")).await;
     assert_eq!(status, 204);
 
     // Revoking an unknown key id is a 404; a malformed one a 400.
-    let (status, body) = env
-        .call(
-            Method::DELETE,
-            &format!("/api/keys/{}", Uuid::new_v4()),
-            &new_key,
-            None,
-        )
-        .await;
+    let unknown = format!("/api/keys/{}", Uuid::new_v4());
+    let (status, body) = revoke(&env, &new_key, &unknown).await;
     assert_error(status, &body, 404, "not_found");
-    let (status, body) = env
-        .call(Method::DELETE, "/api/keys/nope", &new_key, None)
-        .await;
+    let (status, body) = revoke(&env, &new_key, "/api/keys/nope").await;
     assert_error(status, &body, 400, "invalid_id");
 }
 
@@ -169,14 +145,7 @@ async fn a_tenant_cannot_revoke_another_tenants_key() {
     let (_, key_b, _) = env.tenant("b").await;
     let (_, body) = get(&env, &key_a, "/api/keys").await;
     let a_key_id = body["keys"][0]["id"].as_str().unwrap().to_string();
-    let (status, body) = env
-        .call(
-            Method::DELETE,
-            &format!("/api/keys/{a_key_id}"),
-            &key_b,
-            None,
-        )
-        .await;
+    let (status, body) = revoke(&env, &key_b, &format!("/api/keys/{a_key_id}")).await;
     assert_error(status, &body, 404, "not_found");
     assert_eq!(get(&env, &key_a, "/api/jobs").await.0, 200);
 }

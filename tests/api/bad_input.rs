@@ -286,11 +286,7 @@ async fn a_non_uuid_job_id_is_400_and_an_unknown_route_is_404_json() {
         .send()
         .await
         .unwrap();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
+    let ct = content_type(&resp);
     let (status, body) = read(resp).await;
     assert_error(status, &body, 404, "not_found");
     assert!(ct.starts_with("application/json"), "{ct}");
@@ -438,11 +434,7 @@ async fn undecodable_paths_and_query_strings_answer_the_json_error_shape() {
             .send()
             .await
             .unwrap();
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
+        let ct = content_type(&resp);
         assert!(ct.starts_with("application/json"), "{path}: {ct}");
         let (status, body) = read(resp).await;
         assert!(matches!(status, 400 | 422), "{path}: {status} {body}");

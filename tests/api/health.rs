@@ -45,11 +45,7 @@ async fn metrics_expose_job_counts_queues_and_http_latency() {
 
     let resp = env.http.get(env.url("/metrics")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
+    let ct = content_type(&resp);
     assert!(ct.starts_with("text/plain"), "{ct}");
     let text = resp.text().await.unwrap();
     // Every status but succeeded (counting those would scan the whole table).

@@ -84,21 +84,9 @@ async fn a_job_due_in_an_hour_is_not_run_and_can_be_cancelled() {
 
 #[tokio::test]
 async fn a_dead_job_can_be_retried_through_the_api_and_then_succeeds() {
-    use wiremock::matchers::method;
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-
     let env = TestEnv::new().await;
     let (_, key, _) = env.tenant("acme").await;
-    let receiver = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(410))
-        .up_to_n_times(1)
-        .mount(&receiver)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&receiver)
-        .await;
+    let receiver = receiver_answering_once(wiremock::ResponseTemplate::new(410)).await;
     env.spawn_worker(|_| {});
 
     let id = env

@@ -198,11 +198,7 @@ async fn a_filtered_page_reads_a_bounded_window_of_a_long_history() {
     history(&env, tenant, 60_000, &[1], &[2]).await;
     for plans in ["auto", "force_generic_plan"] {
         // One connection, so the blocks counted are the listing's.
-        let one = one_connection(&env).await;
-        sqlx::query(&format!("SET plan_cache_mode = {plans}"))
-            .execute(&one)
-            .await
-            .unwrap();
+        let one = one_connection_planning(&env, plans).await;
         let blocks = async || jobs_reads(&mut one.acquire().await.unwrap()).await.blocks;
         // A page of 50 and the blocks of `jobs` and its indexes read for it.
         let listed = async |status, before| {

@@ -139,11 +139,7 @@ async fn a_filtered_page_of_a_long_inbox_reads_a_few_blocks() {
     let rare = Some("charge.dispute.created");
     for plans in ["auto", "force_generic_plan"] {
         // One connection, so the blocks counted are the listing's.
-        let one = one_connection(&env).await;
-        sqlx::query(&format!("SET plan_cache_mode = {plans}"))
-            .execute(&one)
-            .await
-            .unwrap();
+        let one = one_connection_planning(&env, plans).await;
         let blocks = async || {
             table_reads(&mut one.acquire().await.unwrap(), "stripe_events")
                 .await

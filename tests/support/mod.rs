@@ -428,6 +428,31 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// The response's `Content-Type` ("" without one).
+pub fn content_type(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// A webhook receiver answering its first POST with `first`, then every other with 200.
+pub async fn receiver_answering_once(first: wiremock::ResponseTemplate) -> wiremock::MockServer {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(first)
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    server
+}
+
 pub fn noop(n: u64) -> Value {
     json!({ "kind": "noop", "args": { "n": n } })
 }
@@ -466,6 +491,17 @@ pub async fn analyze_jobs(env: &TestEnv) {
         .execute(&env.keel.pool)
         .await
         .unwrap();
+}
+
+/// [`one_connection`] planning its statements as `plan_cache_mode` says (`auto`,
+/// `force_generic_plan`), for tests that prove a plan holds under both.
+pub async fn one_connection_planning(env: &TestEnv, plan_cache_mode: &str) -> sqlx::PgPool {
+    let one = one_connection(env).await;
+    sqlx::query(&format!("SET plan_cache_mode = {plan_cache_mode}"))
+        .execute(&one)
+        .await
+        .unwrap();
+    one
 }
 
 /// A pool of one connection to the test's database, so that what [`jobs_reads`] counts on it
