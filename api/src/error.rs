@@ -42,8 +42,8 @@ pub enum ApiError {
         details: Value,
         retry_after: Option<u64>,
     },
-    /// The tenant's subscription no longer entitles it to run jobs (canceled, or past due
-    /// beyond the grace period).
+    /// The tenant owes money: its subscription is unpaid, or a payment has been failing for
+    /// longer than the grace period.
     #[error("{message}")]
     PaymentRequired { message: String },
     /// A quota or request-rate limit: `Retry-After` (seconds) and any `RateLimit-*` headers are

@@ -40,15 +40,20 @@ async fn submit<J: Job>(
     accept(state, tenant, body).await
 }
 
-/// 409 `jira_not_connected` for a kind that reads the tenant's Jira (`jira.*`) while it has
-/// no connection: such a job could only die at its first attempt. Every submitting endpoint
+/// Whether jobs of `kind` read the tenant's Jira.
+pub(crate) fn needs_jira(kind: &str) -> bool {
+    kind.starts_with("jira.")
+}
+
+/// 409 `jira_not_connected` for a kind that reads the tenant's Jira while it has no
+/// connection: such a job could only die at its first attempt. Every submitting endpoint
 /// asks, `POST /api/jobs` and batches included.
 pub(crate) async fn jira_connected(
     state: &AppState,
     tenant: Uuid,
     kind: &str,
 ) -> Result<(), ApiError> {
-    if !kind.starts_with("jira.")
+    if !needs_jira(kind)
         || keel_models::jira::connection(&state.pool, tenant)
             .await?
             .is_some()

@@ -71,7 +71,8 @@ pub async fn submit(
         }
         let mut new = enqueue::prepare(&state.registry, &state.services, Some(tenant), submit)
             .map_err(|e| refused(e, &at))?;
-        if !jira_checked && new.kind.starts_with("jira.") {
+        // One lookup for the batch, with its first Jira kind.
+        if !jira_checked && crate::routes::analyses::needs_jira(&new.kind) {
             crate::routes::analyses::jira_connected(&state, tenant, &new.kind).await?;
             jira_checked = true;
         }
