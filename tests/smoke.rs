@@ -7,6 +7,7 @@ use std::time::Duration;
 use keel_models::job::JobStatus;
 use serde_json::Value;
 use support::*;
+use uuid::Uuid;
 
 #[tokio::test]
 async fn a_submitted_job_runs_to_succeeded_and_is_visible_through_the_api() {
@@ -67,6 +68,105 @@ fn unreachable_postgres_or_redis_is_one_line_naming_the_url() {
         );
         assert!(lines[0].contains("Start it"), "{stderr}");
     }
+}
+
+/// Processes started at once on a database that does not exist yet (compose starts `migrate`,
+/// `api`, `worker` and `scheduler` together): every one comes up, and the schema is whole.
+/// Before, all but one failed creating the database, and the migrations deadlocked: a process
+/// waiting in `pg_advisory_lock` held a snapshot that `CREATE INDEX CONCURRENTLY` waited on,
+/// and Postgres failed the index build, leaving an invalid index that failed every later run.
+#[test]
+fn keel_processes_starting_at_once_on_a_fresh_database_all_come_up() {
+    let db = format!("keel_test_{}", &Uuid::new_v4().simple().to_string()[..16]);
+    let url = format!("postgres://postgres@127.0.0.1:5432/{db}");
+    /// Drops the database however the test ends.
+    struct Dropped(String);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            let url = self.0.clone();
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Runtime::new()
+                    .unwrap()
+                    .block_on(keel_models::db::drop_database(&url))
+            })
+            .join();
+        }
+    }
+    let _dropped = Dropped(url.clone());
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+                .arg("migrate")
+                .env("DATABASE_URL", &url)
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run keel migrate")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = keel_models::db::connect(&url, 1).await.unwrap();
+        let (applied, invalid): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM _sqlx_migrations WHERE success),
+                    (SELECT count(*) FROM pg_index WHERE NOT indisvalid)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(applied as usize, keel_models::db::MIGRATOR.iter().count());
+        assert_eq!(invalid, 0, "invalid indexes left behind");
+        pool.close().await;
+    });
+}
+
+/// A no-transaction migration that failed during `CREATE INDEX CONCURRENTLY` (a deadlock, a
+/// kill) leaves its index behind, invalid, and itself unrecorded. The next `keel migrate` drops
+/// the leftover and builds it again; before, every later run failed with "relation … already
+/// exists" until someone dropped the index by hand.
+#[tokio::test]
+async fn a_migration_whose_concurrent_index_build_failed_runs_again() {
+    let env = TestEnv::new().await;
+    let pool = &env.keel.pool;
+    let index = "jobs_tenant_ended_unsuccessfully";
+    let (version,): (i64,) = sqlx::query_as(
+        "SELECT version FROM _sqlx_migrations WHERE description LIKE '%tenant ended unsuccessfully%'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    // As the failed build leaves it: the index invalid, the migration not recorded.
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+        .bind(version)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE pg_index SET indisvalid = false WHERE indexrelid = $1::regclass")
+        .bind(index)
+        .execute(pool)
+        .await
+        .unwrap();
+
+    keel_models::db::migrate(pool).await.unwrap();
+    let (valid, recorded): (bool, bool) = sqlx::query_as(
+        "SELECT (SELECT indisvalid FROM pg_index WHERE indexrelid = $1::regclass),
+                EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = $2 AND success)",
+    )
+    .bind(index)
+    .bind(version)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(valid && recorded, "valid {valid}, recorded {recorded}");
 }
 
 /// A worker process's own `/metrics` carries the job duration histogram of the jobs it ran.

@@ -48,22 +48,40 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
 /// The migrations of `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-/// Parses a URL and strips the password so it can be shown in errors and logs.
+/// Strips the passwords from a URL so it can be shown in errors and logs: the one in the
+/// authority (`user:pw@host`) and a `password`/`sslpassword` query parameter (libpq's form).
 pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((creds, host)) => {
-                let user = creds.split(':').next().unwrap_or("");
-                if creds.contains(':') {
-                    format!("{scheme}://{user}:***@{host}")
-                } else {
-                    format!("{scheme}://{user}@{host}")
-                }
-            }
-            None => url.to_string(),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((creds, host)) => match creds.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{creds}@{host}"),
         },
-        None => url.to_string(),
-    }
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _))
+                        if k.eq_ignore_ascii_case("password")
+                            || k.eq_ignore_ascii_case("sslpassword") =>
+                    {
+                        format!("{k}=***")
+                    }
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 fn options(url: &str) -> Result<PgConnectOptions, DbError> {
@@ -88,8 +106,10 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), DbError> {
             .await
         {
             Ok(_) => tracing::info!(database = %name, "created database"),
-            // Another process created it at the same moment.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            // Another process created it at the same moment: 42P04 if its creation had
+            // committed, 23505 (pg_database's unique name) if it was still under way.
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("42P04") | Some("23505")) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -157,11 +177,111 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
         })
 }
 
-/// Applies pending migrations. Safe to run from several processes at once (sqlx takes an
-/// advisory lock).
+/// The advisory lock processes take turns on to migrate (any constant of Keel's own).
+const MIGRATION_LOCK: i64 = 0x6b65_656c_6d69_6772; // "keelmigr"
+
+/// How often a process waiting for its turn to migrate asks again.
+const MIGRATION_LOCK_POLL: Duration = Duration::from_millis(100);
+
+/// Applies pending migrations. Several processes may run it at once (compose starts `migrate`,
+/// `api`, `worker` and `scheduler` together): they take turns on an advisory lock, and one
+/// waiting for its turn asks for the lock every [`MIGRATION_LOCK_POLL`] rather than blocking.
+/// A backend blocked in `pg_advisory_lock` keeps its snapshot, and `CREATE INDEX CONCURRENTLY`
+/// (a no-transaction migration) waits for every older snapshot to end: the builder and the
+/// waiter waited on each other until Postgres failed one of them, sometimes the index build.
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
-    MIGRATOR.run(pool).await?;
+    // One session takes the lock, runs the migrations and gives the lock back.
+    let mut conn = pool.acquire().await?;
+    while !sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_lock($1) AS "locked!""#,
+        MIGRATION_LOCK
+    )
+    .fetch_one(&mut *conn)
+    .await?
+    {
+        tokio::time::sleep(MIGRATION_LOCK_POLL).await;
+    }
+    let migrated = async {
+        drop_failed_concurrent_indexes(&mut conn).await?;
+        MIGRATOR.run(&mut *conn).await?;
+        Ok(())
+    }
+    .await;
+    let unlocked = sqlx::query_scalar!(
+        r#"SELECT pg_advisory_unlock($1) AS "unlocked!""#,
+        MIGRATION_LOCK
+    )
+    .fetch_one(&mut *conn)
+    .await;
+    migrated.and(unlocked.map(|_| ()).map_err(DbError::from))
+}
+
+/// A no-transaction migration that failed or was killed during `CREATE INDEX CONCURRENTLY`
+/// leaves the index behind, invalid, and itself unrecorded: running it again failed on the
+/// name taken ("relation … already exists") until someone dropped the index by hand. Before
+/// migrating, drop the invalid indexes that pending migrations are about to build.
+async fn drop_failed_concurrent_indexes(conn: &mut sqlx::PgConnection) -> Result<(), DbError> {
+    let applied: Vec<i64> = match sqlx::query_scalar!("SELECT version FROM _sqlx_migrations")
+        .fetch_all(&mut *conn)
+        .await
+    {
+        Ok(v) => v,
+        // A fresh database: no migration has run, so none has left anything behind.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let pending = MIGRATOR
+        .iter()
+        .filter(|m| m.no_tx && !applied.contains(&m.version));
+    for name in pending.flat_map(|m| concurrent_index_names(&m.sql)) {
+        let invalid = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                              WHERE c.relname = $1 AND NOT i.indisvalid) AS "invalid!""#,
+            name
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if invalid {
+            tracing::warn!(index = %name, "dropping the invalid index a failed migration left behind");
+            sqlx::query(&format!(
+                "DROP INDEX CONCURRENTLY IF EXISTS {}",
+                quote_ident(&name)
+            ))
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
     Ok(())
+}
+
+/// The names of the indexes `sql` builds with `CREATE INDEX CONCURRENTLY [IF NOT EXISTS] name`
+/// (folded to lower case as Postgres does, unless quoted).
+fn concurrent_index_names(sql: &str) -> Vec<String> {
+    let words: Vec<&str> = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .flat_map(str::split_whitespace)
+        .collect();
+    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+    let mut names = Vec::new();
+    for i in 0..words.len() {
+        if !matches!(&words[i..], [c, x, y, ..] if is(c, "create") && is(x, "index") && is(y, "concurrently"))
+        {
+            continue;
+        }
+        let name = match &words[i + 3..] {
+            [a, b, c, name, ..] if is(a, "if") && is(b, "not") && is(c, "exists") => name,
+            [name, ..] => name,
+            [] => continue,
+        };
+        names.push(
+            match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+                Some(quoted) => quoted.to_string(),
+                None => name.to_ascii_lowercase(),
+            },
+        );
+    }
+    names
 }
 
 /// `SELECT 1`, for readiness checks.
@@ -184,5 +304,24 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(
+            redact_url("postgres://h:5499/db?user=u&password=SECRET&sslmode=disable"),
+            "postgres://h:5499/db?user=u&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgres://u:p@ss@h/db?sslpassword=x"),
+            "postgres://u:***@h/db?sslpassword=***"
+        );
+        assert_eq!(redact_url("redis://:pw@h:6379/0"), "redis://:***@h:6379/0");
+    }
+
+    #[test]
+    fn finds_the_indexes_a_migration_builds_concurrently() {
+        use super::concurrent_index_names;
+        let sql = "-- CREATE INDEX CONCURRENTLY commented_out ON t (a);\n\
+                   CREATE INDEX CONCURRENTLY jobs_a ON jobs (a)\n    WHERE b;\n\
+                   create index concurrently if not exists \"Jobs_B\" on jobs (b);\n\
+                   CREATE INDEX jobs_c ON jobs (c);";
+        assert_eq!(concurrent_index_names(sql), vec!["jobs_a", "Jobs_B"]);
     }
 }
