@@ -201,8 +201,50 @@ impl Settings {
         if self.redis_window == 0 {
             anyhow::bail!("KEEL_REDIS_WINDOW must be at least 1");
         }
+        // Each in a range it works in: a zero period had panicked the worker's heartbeat task
+        // and left it claiming jobs without heartbeats, so their leases expired under them and
+        // other workers ran them again; a huge one overflowed where it is doubled.
+        const DAY_MS: u64 = 86_400_000;
+        for (var, value, min, max) in [
+            ("KEEL_WORKER_LEASE_MS", self.worker_lease_ms, 2, DAY_MS),
+            (
+                "KEEL_WORKER_HEARTBEAT_MS",
+                self.worker_heartbeat_ms,
+                1,
+                DAY_MS / 2,
+            ),
+            ("KEEL_WORKER_BLOCK_MS", self.worker_block_ms, 1, 60_000),
+            (
+                "KEEL_WORKER_SHUTDOWN_TIMEOUT_MS",
+                self.worker_shutdown_timeout_ms,
+                0,
+                DAY_MS,
+            ),
+            ("KEEL_RELAY_INTERVAL_MS", self.relay_interval_ms, 1, 60_000),
+            (
+                "KEEL_REDISPATCH_AFTER_MS",
+                self.redispatch_after_ms,
+                1,
+                DAY_MS,
+            ),
+            ("KEEL_BACKOFF_BASE_MS", self.backoff_base_ms, 1, DAY_MS),
+            ("KEEL_BACKOFF_CAP_MS", self.backoff_cap_ms, 1, 30 * DAY_MS),
+            (
+                "KEEL_DATABASE_MAX_CONNECTIONS",
+                self.database_max_connections.into(),
+                1,
+                10_000,
+            ),
+        ] {
+            if !(min..=max).contains(&value) {
+                anyhow::bail!("{var} must be between {min} and {max}, not {value}");
+            }
+        }
         if self.worker_heartbeat_ms * 2 > self.worker_lease_ms {
             anyhow::bail!("KEEL_WORKER_HEARTBEAT_MS must be at most half of KEEL_WORKER_LEASE_MS");
+        }
+        if self.backoff_cap_ms < self.backoff_base_ms {
+            anyhow::bail!("KEEL_BACKOFF_CAP_MS must be at least KEEL_BACKOFF_BASE_MS");
         }
         if !keel_jobs::kinds::housekeeping::RETENTION_DAYS.contains(&self.job_retention_days) {
             anyhow::bail!("KEEL_JOB_RETENTION_DAYS must be between 1 and 3650");
@@ -443,6 +485,26 @@ mod tests {
             },
             "KEEL_THREADS",
         );
+        for (var, tweak) in [
+            (
+                "KEEL_WORKER_HEARTBEAT_MS",
+                (|s| s.worker_heartbeat_ms = 0) as fn(&mut Settings),
+            ),
+            ("KEEL_WORKER_HEARTBEAT_MS", |s| {
+                s.worker_heartbeat_ms = u64::MAX
+            }),
+            ("KEEL_WORKER_LEASE_MS", |s| s.worker_lease_ms = u64::MAX),
+            ("KEEL_RELAY_INTERVAL_MS", |s| s.relay_interval_ms = 0),
+            ("KEEL_WORKER_BLOCK_MS", |s| s.worker_block_ms = 0),
+            ("KEEL_DATABASE_MAX_CONNECTIONS", |s| {
+                s.database_max_connections = 0
+            }),
+            ("KEEL_BACKOFF_CAP_MS", |s| s.backoff_cap_ms = 1),
+        ] {
+            let mut s = default();
+            tweak(&mut s);
+            refused(s, var);
+        }
         for days in [0, 3651] {
             refused(
                 Settings {
