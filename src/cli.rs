@@ -1,6 +1,7 @@
 //! The command line.
 
 use clap::{Parser, Subcommand};
+use keel_jobs::kinds::stripe::sync::SyncCustomer;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
@@ -161,11 +162,16 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             if name.is_empty() || name.chars().count() > 200 {
                 anyhow::bail!("--name must be 1 to 200 characters");
             }
+            let stripe_mode = settings.stripe_secret_key.is_some();
             let keel = Keel::connect(settings, true).await?;
             let mut tx = keel.pool.begin().await?;
-            let created =
-                keel_models::tenant::create(&mut tx, &name, &keel.services.secrets).await?;
+            let (created, customer_job) =
+                SyncCustomer::create_tenant(&mut tx, &name, &keel.services.secrets, stripe_mode)
+                    .await?;
             tx.commit().await?;
+            if let Some(job) = &customer_job {
+                keel_jobs::enqueue::dispatch_after_commit(&keel.lane, &keel.pool, job).await;
+            }
             println!("tenant_id:      {}", created.tenant.id);
             println!("api_key:        {}", created.api_key.secret);
             println!("signing_secret: {}", created.signing_secret);

@@ -245,3 +245,40 @@ async fn the_billing_portal_needs_stripe_mode_and_a_stripe_customer() {
     );
     assert!(k.as_deref().unwrap().starts_with("keel-portal-"));
 }
+
+/// `keel tenant create` in Stripe mode queues the tenant's `stripe.sync_customer` job in the
+/// tenant's transaction, as `POST /api/tenants` does; it had made tenants without one.
+#[tokio::test]
+async fn the_cli_creates_a_tenant_with_its_stripe_customer_job() {
+    let stripe = MockServer::start().await;
+    let env = stripe_env(&stripe).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["tenant", "create", "--name", "cli-co"])
+        .envs(env.child_env())
+        .env("KEEL_STRIPE_SECRET_KEY", SK)
+        .env("KEEL_STRIPE_API_BASE", stripe.uri())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tenant: Uuid = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("tenant_id:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (jobs,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM jobs WHERE kind = 'stripe.sync_customer' AND args->>'tenant_id' = $1",
+    )
+    .bind(tenant.to_string())
+    .fetch_one(&env.keel.pool)
+    .await
+    .unwrap();
+    assert_eq!(jobs, 1);
+}

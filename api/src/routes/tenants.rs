@@ -7,7 +7,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use keel_jobs::kinds::stripe::sync::SyncCustomer;
-use keel_models::job::Inserted;
 use keel_models::tenant::KeyRevoke;
 
 use crate::error::ApiError;
@@ -34,15 +33,13 @@ pub async fn create(
         return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
     }
     let mut tx = state.pool.begin().await?;
-    let created = keel_models::tenant::create(&mut tx, name, &state.services.secrets).await?;
-    let mut customer_job = None;
-    if state.billing.stripe.is_some() {
-        let mut job = SyncCustomer::job(created.tenant.id);
-        job.dispatched = true; // pushed to Redis after commit, below
-        customer_job = Some(match keel_models::job::insert(&mut tx, &job).await? {
-            Inserted::New(j) | Inserted::Existing(j) => j,
-        });
-    }
+    let (created, customer_job) = SyncCustomer::create_tenant(
+        &mut tx,
+        name,
+        &state.services.secrets,
+        state.billing.stripe.is_some(),
+    )
+    .await?;
     tx.commit().await?;
     if let Some(job) = &customer_job {
         state.submitter.dispatch_later(job);

@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, Utc};
 use keel_models::billing::subscriptions as subs;
-use keel_models::job::NewJob;
+use keel_models::job::{Inserted, Job as JobRow, NewJob};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -62,6 +62,28 @@ impl SyncCustomer {
     /// The job row for a new tenant (one per tenant).
     pub fn job(tenant_id: Uuid) -> NewJob {
         internal_job(&Self { tenant_id }, format!("stripe-customer:{tenant_id}"))
+    }
+
+    /// Creates a tenant and, in Stripe mode, its customer job, in the caller's transaction: so
+    /// every tenant gets its Stripe customer exactly when it exists, whichever way it was made
+    /// (`POST /api/tenants`, `keel tenant create`; the CLI had made tenants without one). The
+    /// job is stamped dispatched: push it after commit (or clear the stamp for the relay).
+    pub async fn create_tenant(
+        conn: &mut keel_models::PgConnection,
+        name: &str,
+        secrets: &keel_models::crypto::SecretBox,
+        stripe_mode: bool,
+    ) -> sqlx::Result<(keel_models::tenant::CreatedTenant, Option<JobRow>)> {
+        let created = keel_models::tenant::create(&mut *conn, name, secrets).await?;
+        if !stripe_mode {
+            return Ok((created, None));
+        }
+        let mut job = Self::job(created.tenant.id);
+        job.dispatched = true;
+        let job = match keel_models::job::insert(conn, &job).await? {
+            Inserted::New(j) | Inserted::Existing(j) => j,
+        };
+        Ok((created, Some(job)))
     }
 }
 
