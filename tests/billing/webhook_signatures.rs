@@ -116,4 +116,26 @@ async fn a_validly_signed_body_that_is_not_an_event_is_400() {
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["code"], "invalid_event");
     assert_eq!(count(&env, "SELECT count(*) FROM stripe_events").await, 0);
+
+    // An event whose `created` Postgres cannot store (it had answered 500, so Stripe would
+    // have retried it for days), or that no Stripe event has.
+    for created in [-300_000_000_000_i64, -1, 8_210_266_876_799] {
+        let mut ev = event(
+            "evt_far",
+            "payout.paid",
+            0,
+            json!({ "id": "po_1", "object": "payout" }),
+        );
+        ev["created"] = json!(created);
+        let body = ev.to_string();
+        let (status, answer) = deliver_raw(
+            &env,
+            &body,
+            Some(stripe_signature(SECRET_OLD, now(), &body)),
+        )
+        .await;
+        assert_eq!(status, 400, "{created}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_event", "{answer}");
+    }
+    assert_eq!(count(&env, "SELECT count(*) FROM stripe_events").await, 0);
 }

@@ -13,7 +13,34 @@ pub mod subscriptions;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-/// Stripe's unix seconds as a timestamp (out-of-range values become `None`).
+/// The last second of year 9999: no Stripe time is later.
+const LAST_UNIX_SECOND: i64 = 253_402_300_799;
+
+/// Stripe's unix seconds as a timestamp; `None` before 1970 or after year 9999. chrono takes
+/// a far wider range than Postgres stores: a signed event with `created` in 9,500 BC reached
+/// the insert and answered 500, so Stripe would have retried it for days.
 pub fn from_unix(secs: i64) -> Option<DateTime<Utc>> {
+    if !(0..=LAST_UNIX_SECOND).contains(&secs) {
+        return None;
+    }
     Utc.timestamp_opt(secs, 0).single()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stripe_times_are_between_1970_and_9999() {
+        use super::from_unix;
+        assert!(from_unix(-1).is_none());
+        assert!(from_unix(-300_000_000_000).is_none());
+        assert!(from_unix(253_402_300_800).is_none());
+        assert_eq!(
+            from_unix(0).unwrap().to_rfc3339(),
+            "1970-01-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            from_unix(253_402_300_799).unwrap().to_rfc3339(),
+            "9999-12-31T23:59:59+00:00"
+        );
+    }
 }
