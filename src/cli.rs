@@ -209,7 +209,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             }
             let shutdown = shutdown_on_signals();
             if let Some(addr) = keel.settings.worker_metrics_addr {
-                let listener = tokio::net::TcpListener::bind(addr).await?;
+                let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {addr} (KEEL_WORKER_METRICS_ADDR): {e}")
+                })?;
                 tracing::info!(%addr, "worker metrics on /metrics");
                 tokio::spawn(keel_api::metrics::serve(listener, shutdown.clone()));
             }

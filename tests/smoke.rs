@@ -169,6 +169,30 @@ async fn a_migration_whose_concurrent_index_build_failed_runs_again() {
     assert!(valid && recorded, "valid {valid}, recorded {recorded}");
 }
 
+/// An address already taken: one line naming it and its variable (it had been only "Address
+/// already in use (os error 98)").
+#[tokio::test]
+async fn an_api_address_in_use_is_one_line_naming_it() {
+    let env = TestEnv::new().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("api")
+        .envs(env.child_env())
+        .env("KEEL_API_ADDR", &addr)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains(&addr) && lines[0].contains("KEEL_API_ADDR"),
+        "{stderr}"
+    );
+}
+
 /// A worker process's own `/metrics` carries the job duration histogram of the jobs it ran.
 #[tokio::test]
 async fn worker_metrics_endpoint_serves_the_job_duration_histogram() {

@@ -45,7 +45,12 @@ pub struct Application {
 impl Application {
     /// Binds `addr` (use port 0 for a random free port) and builds the router.
     pub async fn build(addr: SocketAddr, state: AppState) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {addr} (KEEL_API_ADDR): {e}"),
+            )
+        })?;
         Ok(Self {
             listener,
             submitter: state.submitter.clone(),
