@@ -196,6 +196,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             if !queues.is_empty() {
                 config.queues = queues;
             }
+            config.queues = known_queues(&config.queues, &keel.registry.queues())?;
             if let Some(c) = concurrency {
                 anyhow::ensure!(
                     (1..=10_000).contains(&c),
@@ -326,4 +327,47 @@ pub fn format_task_list(tasks: &[keel_scheduler::TaskStatus]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The queues asked for (`--queues`, `KEEL_WORKER_QUEUES`), once each, or an error naming one no
+/// job kind uses: a worker on a misspelt queue had started, consumed nothing and said nothing.
+fn known_queues(asked: &[String], known: &[&str]) -> anyhow::Result<Vec<String>> {
+    let mut queues: Vec<String> = Vec::new();
+    for q in asked.iter().map(|q| q.trim()) {
+        anyhow::ensure!(
+            known.contains(&q),
+            "unknown queue {q:?} in --queues / KEEL_WORKER_QUEUES; the queues are {}",
+            known.join(", ")
+        );
+        if !queues.iter().any(|have| have == q) {
+            queues.push(q.to_string());
+        }
+    }
+    Ok(queues)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::known_queues;
+
+    #[test]
+    fn worker_queues_must_be_known_and_are_taken_once() {
+        let known = ["analysis", "default"];
+        let asked = |qs: &[&str]| {
+            known_queues(
+                &qs.iter().map(|q| q.to_string()).collect::<Vec<_>>(),
+                &known,
+            )
+        };
+        assert_eq!(
+            asked(&["default", " analysis", "default"]).unwrap(),
+            vec!["default", "analysis"]
+        );
+        assert!(asked(&[]).unwrap().is_empty(), "none asked: every queue");
+        for bad in ["nosuch", "", "a b"] {
+            let err = asked(&["default", bad]).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+            assert!(err.contains("analysis, default"), "{err}");
+        }
+    }
 }
