@@ -163,10 +163,17 @@ impl Settings {
             )
             .set_override_option("database_url", std::env::var("DATABASE_URL").ok())?
             .set_override_option("redis_url", std::env::var("REDIS_URL").ok())?;
+        // One line: a TOML parse error quotes the file with a caret under the fault.
+        let one_line = |e: config::ConfigError| {
+            let e = e.to_string();
+            let e: Vec<&str> = e.split_whitespace().collect();
+            anyhow::anyhow!("invalid configuration: {}", e.join(" "))
+        };
         let settings: Settings = builder
-            .build()?
+            .build()
+            .map_err(one_line)?
             .try_deserialize()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+            .map_err(one_line)?;
         settings.validate()?;
         Ok(settings)
     }

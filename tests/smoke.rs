@@ -169,6 +169,25 @@ async fn a_migration_whose_concurrent_index_build_failed_runs_again() {
     assert!(valid && recorded, "valid {valid}, recorded {recorded}");
 }
 
+/// A malformed configuration file: one line (the TOML error had quoted the file over several).
+#[test]
+fn a_malformed_config_file_is_one_line() {
+    let path = std::env::temp_dir().join(format!("keel-test-{}.toml", Uuid::new_v4()));
+    std::fs::write(&path, "worker_concurrency = 4\n[unclosed\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("migrate")
+        .env("KEEL_CONFIG", &path)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("invalid configuration"), "{stderr}");
+}
+
 /// An address already taken: one line naming it and its variable (it had been only "Address
 /// already in use (os error 98)").
 #[tokio::test]
