@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 pub enum ApiError {
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
-    #[error("missing or invalid API key")]
-    Unauthorized,
+    /// The credential the route takes (`API key`, `admin token`) is missing or wrong.
+    #[error("missing or invalid {0}")]
+    Unauthorized(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("method not allowed on this route")]
@@ -108,7 +109,7 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, Value) {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, Value::Null),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,

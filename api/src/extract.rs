@@ -136,9 +136,9 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let key = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let key = bearer(parts).ok_or(ApiError::Unauthorized("API key"))?;
         if !key.starts_with(keel_models::crypto::API_KEY_PREFIX) {
-            return Err(ApiError::Unauthorized);
+            return Err(ApiError::Unauthorized("API key"));
         }
         let hash = keel_models::crypto::hash_api_key(key);
         let tenant = match state.keys.get(&hash) {
@@ -146,7 +146,7 @@ where
             None => {
                 let tenant = keel_models::tenant::authenticate(&state.pool, key)
                     .await?
-                    .ok_or(ApiError::Unauthorized)?;
+                    .ok_or(ApiError::Unauthorized("API key"))?;
                 state.keys.remember(hash, tenant);
                 tenant
             }
@@ -167,14 +167,14 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let given = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let given = bearer(parts).ok_or(ApiError::Unauthorized("admin token"))?;
         // Comparing digests: equal-length inputs, so timing reveals nothing about the token.
         let want = Sha256::digest(state.admin_token.expose_secret().as_bytes());
         let got = Sha256::digest(given.as_bytes());
         if want == got {
             Ok(Admin)
         } else {
-            Err(ApiError::Unauthorized)
+            Err(ApiError::Unauthorized("admin token"))
         }
     }
 }

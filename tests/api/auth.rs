@@ -182,6 +182,8 @@ async fn creating_a_tenant_needs_the_admin_token() {
             .unwrap();
         let (status, body) = read(resp).await;
         assert_error(status, &body, 401, "unauthorized");
+        // It names the credential this route takes.
+        assert_eq!(body["error"]["message"], "missing or invalid admin token");
     }
 
     let tenants_after: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
