@@ -260,7 +260,7 @@ impl Settings {
             anyhow::bail!("KEEL_REDIS_PREFIX must be non-empty without spaces");
         }
         keel_models::crypto::SecretBox::from_config(self.encryption_key_spec())
-            .map_err(|e| anyhow::anyhow!("KEEL_ENCRYPTION_KEY is invalid: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?; // "KEEL_ENCRYPTION_KEY is invalid: …"
         self.validate_billing()?;
         self.task_config()?;
         if self.production() {

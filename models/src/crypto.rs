@@ -52,7 +52,7 @@ pub fn generate_signing_secret() -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
-    #[error("KEEL_ENCRYPTION_KEY: {0}")]
+    #[error("KEEL_ENCRYPTION_KEY is invalid: {0}")]
     BadKey(String),
     #[error("sealed value is malformed")]
     Malformed,
