@@ -43,7 +43,10 @@ impl Event {
             return Err(format!("object is {:?}, expected \"event\"", ev.object));
         }
         if !ev.id.starts_with("evt_") || ev.id.len() > 255 {
-            return Err(format!("id {:?} is not a Stripe event id", ev.id));
+            // Not echoed whole: a 20 KB id made a 20 KB error.
+            let shown: String = ev.id.chars().take(64).collect();
+            let more = if shown.len() < ev.id.len() { "…" } else { "" };
+            return Err(format!("id {shown:?}{more} is not a Stripe event id"));
         }
         if ev.kind.is_empty() || ev.kind.len() > 255 {
             return Err("type is empty or too long".into());
