@@ -10,7 +10,7 @@ bash scripts/services.sh
 # Test databases and Redis keys that exist now: only ones this run adds count as left behind.
 leftovers() {
   {
-    psql -h 127.0.0.1 -U postgres -Atc "SELECT 'database ' || datname FROM pg_database WHERE datname LIKE 'keel\_test%'"
+    psql -h 127.0.0.1 -U postgres -Atc "SELECT 'database ' || datname FROM pg_database WHERE datname LIKE 'keel\_test%' OR datname = 'keel'"
     redis-cli -h 127.0.0.1 -p 6379 --scan --pattern 'keel-test*' | sed 's/^/redis key /'
   } | sort
 }

@@ -144,16 +144,80 @@ impl Default for Settings {
     }
 }
 
+/// The settings' names, as `Settings`' derived `Deserialize` declares them: a deserializer that
+/// only records the field list it is asked for, so the list cannot drift from the struct.
+fn field_names() -> &'static [&'static str] {
+    use serde::de::{Deserializer, Visitor};
+
+    #[derive(Debug)]
+    struct Fields(&'static [&'static str]);
+    impl std::fmt::Display for Fields {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "fields {:?}", self.0)
+        }
+    }
+    impl std::error::Error for Fields {}
+    impl serde::de::Error for Fields {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Fields(&[])
+        }
+    }
+    struct FieldNames;
+    impl<'de> Deserializer<'de> for FieldNames {
+        type Error = Fields;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+            Err(Fields(&[]))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Fields> {
+            Err(Fields(fields))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    match Settings::deserialize(FieldNames) {
+        Err(Fields(names)) => names,
+        Ok(_) => &[],
+    }
+}
+
 impl Settings {
     /// Loads from the file and the environment.
     pub fn load() -> anyhow::Result<Self> {
-        let mut builder = config::Config::builder();
-        match std::env::var("KEEL_CONFIG") {
-            Ok(path) => builder = builder.add_source(config::File::with_name(&path).required(true)),
-            Err(_) => {
-                builder = builder.add_source(config::File::with_name("keel.toml").required(false))
-            }
+        // One line: a TOML parse error quotes the file with a caret under the fault.
+        let one_line = |e: config::ConfigError| {
+            let e = e.to_string();
+            let e: Vec<&str> = e.split_whitespace().collect();
+            anyhow::anyhow!("invalid configuration: {}", e.join(" "))
+        };
+        let file = match std::env::var("KEEL_CONFIG") {
+            Ok(path) => config::File::with_name(&path).required(true),
+            Err(_) => config::File::with_name("keel.toml").required(false),
+        };
+        // A misspelt key in the file (`worker_concurency = 4`) had been ignored without a word.
+        // The environment is not checked: it holds every other `KEEL_*` variable too.
+        let in_file = config::Config::builder()
+            .add_source(file.clone())
+            .build()
+            .map_err(one_line)?;
+        if let Some(key) = in_file
+            .try_deserialize::<BTreeMap<String, serde::de::IgnoredAny>>()
+            .map_err(one_line)?
+            .into_keys()
+            .find(|k| !field_names().contains(&k.as_str()))
+        {
+            anyhow::bail!(
+                "invalid configuration: unknown setting {key:?} in the configuration file (the settings are in README, Configuration)"
+            );
         }
+        let mut builder = config::Config::builder().add_source(file);
         builder = builder
             .add_source(
                 config::Environment::with_prefix("KEEL")
@@ -163,12 +227,6 @@ impl Settings {
             )
             .set_override_option("database_url", std::env::var("DATABASE_URL").ok())?
             .set_override_option("redis_url", std::env::var("REDIS_URL").ok())?;
-        // One line: a TOML parse error quotes the file with a caret under the fault.
-        let one_line = |e: config::ConfigError| {
-            let e = e.to_string();
-            let e: Vec<&str> = e.split_whitespace().collect();
-            anyhow::anyhow!("invalid configuration: {}", e.join(" "))
-        };
         let settings: Settings = builder
             .build()
             .map_err(one_line)?
@@ -469,6 +527,20 @@ mod tests {
         };
         let err = s.validate().unwrap_err().to_string();
         assert!(err.contains("KEEL_ADMIN_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn the_field_names_are_the_settings() {
+        let names = super::field_names();
+        for name in [
+            "database_url",
+            "worker_concurrency",
+            "schedules",
+            "scheduler_timezone",
+        ] {
+            assert!(names.contains(&name), "{names:?}");
+        }
+        assert!(!names.contains(&"worker_concurency"));
     }
 
     #[test]

@@ -47,12 +47,22 @@ fn unreachable_postgres_or_redis_is_one_line_naming_the_url() {
         ),
         ("REDIS_URL", format!("redis://127.0.0.1:{port}"), "Redis"),
     ] {
+        // Its own database: with Redis down, `up` has created and migrated one by then.
+        let db = format!(
+            "postgres://postgres@127.0.0.1:5432/keel_test_{}",
+            &Uuid::new_v4().simple().to_string()[..16]
+        );
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
             .arg("up")
+            .env("DATABASE_URL", &db)
             .env(var, &url)
             .env("RUST_LOG", "off")
             .output()
             .expect("run keel");
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(keel_models::db::drop_database(&db))
+            .unwrap();
         assert!(
             !out.status.success(),
             "{service}: exit status {:?}",
@@ -186,6 +196,38 @@ fn a_malformed_config_file_is_one_line() {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("invalid configuration"), "{stderr}");
+}
+
+/// A misspelt key in the configuration file is refused, naming it (it had been ignored, the
+/// setting silently left at its default); the file's right keys, `[schedules]` included, load.
+#[tokio::test]
+async fn an_unknown_key_in_the_config_file_is_refused() {
+    let env = TestEnv::new().await;
+    let run = |text: &str| {
+        let path = std::env::temp_dir().join(format!("keel-test-{}.toml", Uuid::new_v4()));
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(["scheduler", "list"])
+            .envs(env.child_env())
+            .env("KEEL_CONFIG", &path)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        out
+    };
+    let out = run("worker_concurency = 4\n");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\"worker_concurency\""), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    let out = run("worker_concurrency = 4\n[schedules]\nhousekeeping = \"0 0 4 * * *\"\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// An address already taken: one line naming it and its variable (it had been only "Address
