@@ -48,21 +48,14 @@ fn unreachable_postgres_or_redis_is_one_line_naming_the_url() {
         ("REDIS_URL", format!("redis://127.0.0.1:{port}"), "Redis"),
     ] {
         // Its own database: with Redis down, `up` has created and migrated one by then.
-        let db = format!(
-            "postgres://postgres@127.0.0.1:5432/keel_test_{}",
-            &Uuid::new_v4().simple().to_string()[..16]
-        );
+        let db = ScratchDatabase::new();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
             .arg("up")
-            .env("DATABASE_URL", &db)
+            .env("DATABASE_URL", &db.url)
             .env(var, &url)
             .env("RUST_LOG", "off")
             .output()
             .expect("run keel");
-        tokio::runtime::Runtime::new()
-            .unwrap()
-            .block_on(keel_models::db::drop_database(&db))
-            .unwrap();
         assert!(
             !out.status.success(),
             "{service}: exit status {:?}",
@@ -87,27 +80,13 @@ fn unreachable_postgres_or_redis_is_one_line_naming_the_url() {
 /// and Postgres failed the index build, leaving an invalid index that failed every later run.
 #[test]
 fn keel_processes_starting_at_once_on_a_fresh_database_all_come_up() {
-    let db = format!("keel_test_{}", &Uuid::new_v4().simple().to_string()[..16]);
-    let url = format!("postgres://postgres@127.0.0.1:5432/{db}");
-    /// Drops the database however the test ends.
-    struct Dropped(String);
-    impl Drop for Dropped {
-        fn drop(&mut self) {
-            let url = self.0.clone();
-            let _ = std::thread::spawn(move || {
-                tokio::runtime::Runtime::new()
-                    .unwrap()
-                    .block_on(keel_models::db::drop_database(&url))
-            })
-            .join();
-        }
-    }
-    let _dropped = Dropped(url.clone());
+    let db = ScratchDatabase::new();
+    let url = &db.url;
     let children: Vec<_> = (0..3)
         .map(|_| {
             std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
                 .arg("migrate")
-                .env("DATABASE_URL", &url)
+                .env("DATABASE_URL", url)
                 .env("RUST_LOG", "warn")
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
@@ -125,7 +104,7 @@ fn keel_processes_starting_at_once_on_a_fresh_database_all_come_up() {
         );
     }
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let pool = keel_models::db::connect(&url, 1).await.unwrap();
+        let pool = keel_models::db::connect(url, 1).await.unwrap();
         let (applied, invalid): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM _sqlx_migrations WHERE success),
                     (SELECT count(*) FROM pg_index WHERE NOT indisvalid)",

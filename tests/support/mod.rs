@@ -354,6 +354,30 @@ impl Drop for TestEnv {
     }
 }
 
+/// The URL of a test database that does not exist yet, for tests of what creates one (`keel`
+/// processes started on a fresh machine); dropped, if something created it, when this is.
+/// For sync tests: the drop runs its own runtime.
+pub struct ScratchDatabase {
+    pub url: String,
+}
+
+impl ScratchDatabase {
+    pub fn new() -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        Self {
+            url: format!("postgres://postgres@127.0.0.1:5432/keel_test_{}", &id[..16]),
+        }
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let _ = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(keel_models::db::drop_database(&self.url));
+    }
+}
+
 /// Picks a free TCP port on loopback.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
