@@ -204,10 +204,11 @@ impl Settings {
         // A misspelt key in the file (`worker_concurency = 4`) had been ignored without a word.
         // The environment is not checked: it holds every other `KEEL_*` variable too.
         let in_file = config::Config::builder()
-            .add_source(file.clone())
+            .add_source(file)
             .build()
             .map_err(one_line)?;
         if let Some(key) = in_file
+            .clone()
             .try_deserialize::<BTreeMap<String, serde::de::IgnoredAny>>()
             .map_err(one_line)?
             .into_keys()
@@ -217,8 +218,9 @@ impl Settings {
                 "invalid configuration: unknown setting {key:?} in the configuration file (the settings are in README, Configuration)"
             );
         }
-        let mut builder = config::Config::builder().add_source(file);
-        builder = builder
+        // The file as read above (read once), then the environment over it.
+        let builder = config::Config::builder()
+            .add_source(in_file)
             .add_source(
                 config::Environment::with_prefix("KEEL")
                     .try_parsing(true)
