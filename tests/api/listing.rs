@@ -81,7 +81,8 @@ async fn listing_rejects_bad_parameters_with_422() {
         assert!(text.contains(s), "allowed value {s} not listed: {body}");
     }
 
-    for limit in ["0", "201", "-1", "ten"] {
+    // `%2B5` is `+5`, which Rust's integer parsing alone accepts.
+    for limit in ["0", "201", "-1", "ten", "%2B5", "5.0", "%205"] {
         let (status, body) = get(&env, &key, &format!("/api/jobs?limit={limit}")).await;
         let details = assert_error_any_code(status, &body, 422);
         assert_eq!(details["path"], "limit", "limit={limit}: {body}");
@@ -98,7 +99,53 @@ async fn listing_rejects_bad_parameters_with_422() {
     let (status, body) = get(&env, &key, "/api/jobs?colour=blue").await;
     let details = assert_error_any_code(status, &body, 422);
     assert_eq!(details["path"], "colour", "{body}");
+
+    // A repeated parameter had been read as its last value: `dead` or `queued`?
+    let (status, body) = get(&env, &key, "/api/jobs?status=dead&status=queued").await;
+    let details = assert_error_any_code(status, &body, 422);
+    assert_eq!(details["path"], "status", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than once"),
+        "{body}"
+    );
     assert_eq!(env.count_jobs().await, 1);
+}
+
+/// Routes that take no query parameters refuse one rather than ignore it, so a client that
+/// believes it filtered learns it did not; `wait` on a job is whole seconds in digits.
+#[tokio::test]
+async fn routes_without_parameters_refuse_them_and_wait_takes_digits() {
+    let env = TestEnv::new().await;
+    let (_, key, _) = env.tenant("acme").await;
+    let id = env.submit_ok(&key, noop(1)).await;
+    for path in [
+        "/api/billing/credits?expired=false",
+        "/api/billing/invoices?limit=5",
+        "/api/billing/purchases?x=1",
+        "/api/billing/subscription?x=1",
+        "/api/usage?period=last",
+        "/api/tenant?x=1",
+        "/api/keys?limit=1",
+        "/api/tenant/settings?x=1",
+        "/api/plans?x=1",
+    ] {
+        let (status, body) = get(&env, &key, path).await;
+        let details = assert_error_any_code(status, &body, 422);
+        let param = path.split_once('?').unwrap().1.split('=').next().unwrap();
+        assert_eq!(details["path"], param, "{path}: {body}");
+        let (status, body) = get(&env, &key, path.split('?').next().unwrap()).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    for wait in ["%2B1", "1.0", "-1", "31"] {
+        let (status, body) = get(&env, &key, &format!("/api/jobs/{id}?wait={wait}")).await;
+        let details = assert_error_any_code(status, &body, 422);
+        assert_eq!(details["path"], "wait", "wait={wait}: {body}");
+    }
+    let (status, body) = get(&env, &key, &format!("/api/jobs/{id}?wait=0")).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// Every page of `GET /api/jobs?{query}`, following `next_cursor` until it is null; fails if

@@ -1,9 +1,9 @@
 //! Operators (admin token): the Stripe event inbox with processing status, replay of one
 //! event, and revenue figures.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use keel_billing::{Interval, Overage};
@@ -37,16 +37,9 @@ fn event_view(e: &events::StripeEvent) -> Value {
 pub async fn list_events(
     _: Admin,
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    q: query::Params,
 ) -> Result<Json<Value>, ApiError> {
-    for key in q.keys() {
-        if !matches!(key.as_str(), "status" | "type" | "limit" | "cursor") {
-            return Err(ApiError::invalid(
-                key,
-                "unknown query parameter (use status, type, limit, cursor)",
-            ));
-        }
-    }
+    query::only(&q, &["status", "type", "limit", "cursor"])?;
     let status = q.get("status").map(String::as_str);
     if let Some(s) = status {
         if !events::STATUSES.contains(&s) {
@@ -100,7 +93,11 @@ pub async fn replay(
 /// credit-pack sales, and overage revenue: the overage units of the usage periods closed in the
 /// last 30 days, priced at their plan's overage price in the catalog (like the monthly revenue
 /// snapshot; hard-capped or unknown plans add nothing).
-pub async fn stats(_: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn stats(
+    _: Admin,
+    State(state): State<AppState>,
+    _: query::NoParams,
+) -> Result<Json<Value>, ApiError> {
     let catalog = &state.billing.catalog;
     let live = stats::live_subscriptions(&state.pool).await?;
     let mut mrr = 0i64;

@@ -4,9 +4,7 @@
 //! The analyze endpoints are typed front doors to `POST /api/jobs`: the body is the job's args,
 //! checked here so errors name the body's fields, then the job takes the same submit path.
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -105,7 +103,7 @@ pub async fn history(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    q: query::Params,
 ) -> Result<Json<Value>, ApiError> {
     query::only(&q, &["limit", "cursor"])?;
     let key = issue_key(&key)?;
@@ -128,7 +126,7 @@ pub async fn trend(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    q: query::Params,
 ) -> Result<Response, ApiError> {
     query::only(&q, &["format", "since", "limit"])?;
     let key = issue_key(&key)?;

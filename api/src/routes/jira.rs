@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, TenantId};
+use crate::routes::query::NoParams;
 use crate::state::AppState;
 
 /// How long the credential check may take before the answer is "Jira is unreachable".
@@ -146,6 +147,7 @@ pub(crate) async fn settings_of(
 pub async fn get_settings(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
+    _: NoParams,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "risk": settings_of(&state, tenant).await? })))
 }

@@ -1,9 +1,8 @@
 //! Submitting jobs and following them.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -186,24 +185,14 @@ pub async fn get(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    q: query::Params,
 ) -> Result<Json<JobView>, ApiError> {
     let id = parse_id(&id, "job")?;
     query::only(&q, &["wait"])?;
-    let wait = match q.get("wait") {
-        None => None,
-        Some(w) => Some(
-            w.parse::<u64>()
-                .ok()
-                .filter(|w| *w <= MAX_WAIT_SECS)
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "wait",
-                        format!("must be a whole number of seconds from 0 to {MAX_WAIT_SECS}"),
-                    )
-                })?,
-        ),
-    };
+    let wait = query::number(&q, "wait", 0..=MAX_WAIT_SECS as i64, || {
+        format!("must be a whole number of seconds from 0 to {MAX_WAIT_SECS}")
+    })?
+    .map(|w| w as u64);
     let mut job = ledger::get_for_tenant(&state.pool, tenant, id)
         .await?
         .ok_or(ApiError::NotFound("job"))?;
@@ -222,7 +211,7 @@ pub async fn get(
 pub async fn list(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    q: query::Params,
 ) -> Result<Json<JobPage>, ApiError> {
     query::only(&q, &["status", "kind", "limit", "cursor"])?;
     let status = match q.get("status") {

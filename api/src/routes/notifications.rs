@@ -4,9 +4,7 @@
 //! Notices are written by the billing jobs (`keel_jobs::kinds::billing_tasks`), each stored
 //! once; when the tenant set a URL, each is also POSTed there by a signed `webhook.deliver`.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -20,7 +18,7 @@ use crate::state::AppState;
 pub async fn list(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    q: query::Params,
 ) -> Result<Json<Value>, ApiError> {
     query::only(&q, &["limit", "cursor"])?;
     let limit = query::limit(&q, 50, 200)?;

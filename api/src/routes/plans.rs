@@ -15,11 +15,12 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::TenantId;
+use crate::routes::query::NoParams;
 use crate::state::AppState;
 
 const LIST_LIMIT: i64 = 100;
 
-pub async fn list(State(state): State<AppState>) -> Json<Value> {
+pub async fn list(State(state): State<AppState>, _: NoParams) -> Json<Value> {
     let c = &state.billing.catalog;
     Json(json!({
         "mode": state.billing.mode(),
@@ -90,6 +91,7 @@ pub(crate) fn interval_of(s: &Subscription) -> Interval {
 pub async fn subscription(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
+    _: NoParams,
 ) -> Result<Json<Value>, ApiError> {
     let sub = subs::get(&state.pool, tenant).await?;
     let mut view = subscription_view(&state.billing.catalog, sub.as_ref());
@@ -100,6 +102,7 @@ pub async fn subscription(
 pub async fn invoices(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
+    _: NoParams,
 ) -> Result<Json<Value>, ApiError> {
     let rows = ledger::list_invoices(&state.pool, tenant, LIST_LIMIT).await?;
     Ok(Json(
@@ -111,6 +114,7 @@ pub async fn invoices(
 pub async fn credits(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
+    _: NoParams,
 ) -> Result<Json<Value>, ApiError> {
     let rows = ledger::list_credit_grants(&state.pool, tenant, LIST_LIMIT).await?;
     let now = Utc::now();
@@ -127,6 +131,7 @@ pub async fn credits(
 pub async fn purchases(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
+    _: NoParams,
 ) -> Result<Json<Value>, ApiError> {
     let rows = ledger::list_purchases(&state.pool, tenant, LIST_LIMIT).await?;
     Ok(Json(

@@ -9,9 +9,14 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::Admin;
+use crate::routes::query::NoParams;
 use crate::state::AppState;
 
-pub async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+    _: NoParams,
+) -> Result<Json<Value>, ApiError> {
     let now = state.scheduler.now();
     let tasks = state
         .scheduler

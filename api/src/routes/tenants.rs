@@ -12,6 +12,7 @@ use keel_models::tenant::KeyRevoke;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, TenantId};
 use crate::routes::parse_id;
+use crate::routes::query::NoParams;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -64,6 +65,7 @@ pub async fn create(
 pub async fn me(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
+    _: NoParams,
 ) -> Result<Json<Value>, ApiError> {
     let t = keel_models::tenant::get(&state.pool, tenant)
         .await?
@@ -80,6 +82,7 @@ pub async fn me(
 pub async fn list_keys(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
+    _: NoParams,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keel_models::tenant::list_keys(&state.pool, tenant).await?;
     Ok(Json(json!({ "keys": keys })))

@@ -1,9 +1,7 @@
 //! `GET /api/usage` (the current period: allowance, use per kind, overage, credits) and
 //! `GET /api/usage/history` (past periods and the usage ledger's recent events).
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use keel_billing::catalog::Overage;
 use keel_models::metering::Period;
@@ -13,6 +11,7 @@ use crate::error::ApiError;
 use crate::extract::TenantId;
 use crate::metering::entitlement;
 use crate::routes::query;
+use crate::routes::query::NoParams;
 use crate::state::AppState;
 
 fn period_view(p: &Period, price_per_unit: Option<i64>) -> Value {
@@ -37,6 +36,7 @@ fn period_view(p: &Period, price_per_unit: Option<i64>) -> Value {
 pub async fn current(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
+    _: NoParams,
 ) -> Result<Json<Value>, ApiError> {
     let now = chrono::Utc::now();
     let e = entitlement(&state, tenant, now).await?;
@@ -93,7 +93,7 @@ pub async fn current(
 pub async fn history(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    q: query::Params,
 ) -> Result<Json<Value>, ApiError> {
     query::only(&q, &["limit"])?;
     let limit = query::limit(&q, 12, 120)?;
