@@ -61,17 +61,22 @@ impl Default for Settings {
     }
 }
 
+/// The highest `daily_rate_per_person` accepted: a million a day per person is beyond any real
+/// rate, and keeps every cost the engine multiplies out of it (people × days × rate) finite,
+/// where `1e308` had given costs of infinity, which JSON cannot carry.
+pub const MAX_DAILY_RATE: f64 = 1_000_000.0;
+
 impl Settings {
     /// Checks the settings, returning every problem found joined by `"; "`.
     ///
-    /// Rules: `daily_rate_per_person` is finite and ≥ 0; at least one
+    /// Rules: `daily_rate_per_person` is from 0 to [`MAX_DAILY_RATE`]; at least one
     /// working day; thresholds satisfy `0 < medium < high < critical ≤ 100`
     /// so that every level is reachable and levels are ordered.
     pub fn validate(&self) -> Result<(), String> {
         let mut errors = Vec::new();
-        if !self.daily_rate_per_person.is_finite() || self.daily_rate_per_person < 0.0 {
+        if !(0.0..=MAX_DAILY_RATE).contains(&self.daily_rate_per_person) {
             errors.push(format!(
-                "daily_rate_per_person must be a finite number >= 0 (got {})",
+                "daily_rate_per_person must be a number from 0 to {MAX_DAILY_RATE} (got {})",
                 self.daily_rate_per_person
             ));
         }

@@ -31,8 +31,8 @@ fn settings_json_shape_is_stable() {
 }
 
 #[test]
-fn rejects_negative_or_non_finite_rate() {
-    for rate in [-1.0, f64::NAN, f64::INFINITY] {
+fn rejects_a_rate_below_zero_above_the_bound_or_not_finite() {
+    for rate in [-1.0, f64::NAN, f64::INFINITY, 1e308, 1_000_000.5] {
         let s = Settings {
             daily_rate_per_person: rate,
             ..Settings::default()
@@ -40,11 +40,13 @@ fn rejects_negative_or_non_finite_rate() {
         let err = s.validate().unwrap_err();
         assert!(err.contains("daily_rate_per_person"), "{err}");
     }
-    let s = Settings {
-        daily_rate_per_person: 0.0,
-        ..Settings::default()
-    };
-    assert_eq!(s.validate(), Ok(()));
+    for rate in [0.0, 1_000_000.0] {
+        let s = Settings {
+            daily_rate_per_person: rate,
+            ..Settings::default()
+        };
+        assert_eq!(s.validate(), Ok(()));
+    }
 }
 
 #[test]
