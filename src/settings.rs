@@ -11,6 +11,8 @@ use keel_worker::WorkerConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod whole;
+
 pub const DEV_ADMIN_TOKEN: &str = "keel-dev-admin-token";
 /// base64 of the 32 bytes "keel-development-key-not-secret!": fine on a laptop, never in
 /// production (`KEEL_ENV=production` refuses it).
@@ -24,11 +26,13 @@ pub struct Settings {
     /// `development` (default) or `production` (refuses development secrets).
     pub env: String,
     pub database_url: String,
+    #[serde(deserialize_with = "whole::number")]
     pub database_max_connections: u32,
     pub redis_url: String,
     /// Prefix of every Redis key, so several deployments (or tests) can share one Redis.
     pub redis_prefix: String,
     /// Most job ids held in Redis per queue; the rest wait in Postgres for the relay.
+    #[serde(deserialize_with = "whole::number")]
     pub redis_window: usize,
     pub api_addr: SocketAddr,
     pub admin_token: Option<SecretString>,
@@ -52,28 +56,41 @@ pub struct Settings {
     pub log_format: String,
     /// Tokio runtime threads of this process (`KEEL_THREADS`, default 1; 0: one per core). What
     /// each value builds, and why one is the default: [`crate::runtime::build`].
+    #[serde(deserialize_with = "whole::number")]
     pub threads: usize,
+    #[serde(deserialize_with = "whole::number")]
     pub worker_concurrency: usize,
     /// Jobs a worker starts ahead of a free slot (`KEEL_WORKER_PREFETCH`, default: four per slot
     /// of its concurrency; 0 turns it off). See `keel_worker::prefetch`.
+    #[serde(deserialize_with = "whole::optional")]
     pub worker_prefetch: Option<usize>,
     pub worker_queues: Vec<String>,
+    #[serde(deserialize_with = "whole::number")]
     pub worker_lease_ms: u64,
+    #[serde(deserialize_with = "whole::number")]
     pub worker_heartbeat_ms: u64,
+    #[serde(deserialize_with = "whole::number")]
     pub worker_block_ms: u64,
+    #[serde(deserialize_with = "whole::number")]
     pub worker_shutdown_timeout_ms: u64,
     /// Where a `keel worker` process serves its own `/metrics` (job duration histograms live in
     /// the process that ran the jobs). Off when unset; `keel up` serves them on the API.
     pub worker_metrics_addr: Option<SocketAddr>,
+    #[serde(deserialize_with = "whole::number")]
     pub relay_interval_ms: u64,
+    #[serde(deserialize_with = "whole::number")]
     pub redispatch_after_ms: u64,
+    #[serde(deserialize_with = "whole::number")]
     pub backoff_base_ms: u64,
+    #[serde(deserialize_with = "whole::number")]
     pub backoff_cap_ms: u64,
     /// Finished jobs (succeeded, dead, cancelled) are deleted by the daily housekeeping task
     /// this many days after they finished, so the ledger stays the size of recent work.
+    #[serde(deserialize_with = "whole::number")]
     pub job_retention_days: u32,
     /// Most Jira requests one worker process runs at once for one tenant, so one tenant's big
     /// portfolio cannot take every socket (or the tenant's Jira rate budget) from the rest.
+    #[serde(deserialize_with = "whole::number")]
     pub jira_concurrency: usize,
     /// Reserve each metered job's units against the tenant's plan at submit and refuse jobs
     /// over quota (`KEEL_METERING`, on by default; off for a deployment without billing).
@@ -288,6 +305,7 @@ impl Settings {
                 DAY_MS,
             ),
             ("KEEL_RELAY_INTERVAL_MS", self.relay_interval_ms, 1, 60_000),
+
             (
                 "KEEL_REDISPATCH_AFTER_MS",
                 self.redispatch_after_ms,

@@ -209,6 +209,31 @@ async fn an_unknown_key_in_the_config_file_is_refused() {
     );
 }
 
+/// A whole-number setting given anything else is refused, naming it: the `config` crate had
+/// rounded `1.5` to 2 and read `yes` as 1.
+#[test]
+fn a_whole_number_setting_given_a_fraction_or_a_word_is_refused() {
+    for (var, value, key) in [
+        ("KEEL_WORKER_CONCURRENCY", "1.5", "worker_concurrency"),
+        ("KEEL_WORKER_PREFETCH", "yes", "worker_prefetch"),
+        ("KEEL_WORKER_LEASE_MS", "-30000", "worker_lease_ms"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(["scheduler", "list"])
+            .env(var, value)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
+        assert!(
+            stderr.contains(key) && stderr.contains("whole number"),
+            "{stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}
+
 /// An address already taken: one line naming it and its variable (it had been only "Address
 /// already in use (os error 98)").
 #[tokio::test]
