@@ -35,6 +35,10 @@ pub struct Settings {
     #[serde(deserialize_with = "whole::number")]
     pub redis_window: usize,
     pub api_addr: SocketAddr,
+    /// How long an API request may take before it answers 503 (`KEEL_API_REQUEST_TIMEOUT_MS`,
+    /// default 30 s; a long poll's `wait` comes on top). See `keel_api::deadline`.
+    #[serde(deserialize_with = "whole::number")]
+    pub api_request_timeout_ms: u64,
     pub admin_token: Option<SecretString>,
     /// AES-256-GCM key(s): `id:base64[,id:base64…]`, first is primary.
     pub encryption_key: Option<SecretString>,
@@ -128,6 +132,7 @@ impl Default for Settings {
             redis_prefix: "keel".into(),
             redis_window: 10_000,
             api_addr: "127.0.0.1:8080".parse().unwrap(),
+            api_request_timeout_ms: 30_000,
             admin_token: None,
             encryption_key: None,
             allow_private_networks: false,
@@ -305,7 +310,12 @@ impl Settings {
                 DAY_MS,
             ),
             ("KEEL_RELAY_INTERVAL_MS", self.relay_interval_ms, 1, 60_000),
-
+            (
+                "KEEL_API_REQUEST_TIMEOUT_MS",
+                self.api_request_timeout_ms,
+                100,
+                600_000,
+            ),
             (
                 "KEEL_REDISPATCH_AFTER_MS",
                 self.redispatch_after_ms,

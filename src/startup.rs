@@ -1,6 +1,7 @@
 //! Connecting once and building the parts of Keel from one set of settings.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use keel_api::{AppState, Application};
 use keel_jobs::lane::Lane;
@@ -117,6 +118,7 @@ impl Keel {
             keys: Default::default(),
             submitter: keel_jobs::submitter::Submitter::spawn(self.pool.clone(), self.lane.clone()),
             waits: keel_api::waits::JobWaits::new(self.pool.clone()),
+            request_deadline: Duration::from_millis(self.settings.api_request_timeout_ms),
         });
         Application::build(self.settings.api_addr, state).await
     }

@@ -422,6 +422,70 @@ async fn a_statement_on_a_host_gone_silent_fails_at_its_deadline() {
     assert_eq!(proxy.connections(), 3);
 }
 
+/// The API's reads and key look-ups go through sqlx's pool, which has no deadline once a
+/// statement is sent: with the database host silent, a request answered only when TCP gave up
+/// (about 15 minutes). It now answers 503 at its deadline, and the API serves again once the
+/// host answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_on_a_silent_database_answers_503_at_its_deadline() {
+    let proxy = SilencingProxy::start().await;
+    let port = proxy.port;
+    let env = TestEnv::with(|s| {
+        s.database_url = s.database_url.replace(":5432/", &format!(":{port}/"));
+        s.api_request_timeout_ms = 1_000;
+    })
+    .await;
+    let (_, key, _) = env.tenant("acme").await;
+    let id = env.submit_ok(&key, noop(1)).await;
+    let get = || {
+        let request = env
+            .http
+            .get(env.url(&format!("/api/jobs/{id}")))
+            .bearer_auth(&key)
+            .send();
+        async {
+            tokio::time::timeout(secs(20), request)
+                .await
+                .expect("the request never answered")
+                .unwrap()
+        }
+    };
+    assert_eq!(get().await.status(), 200);
+
+    proxy.silence(true);
+    let resp = get().await;
+    let retry_after = resp.headers().get("retry-after").cloned();
+    let (status, body) = read(resp).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert_eq!(body["error"]["details"]["deadline_ms"], 1_000, "{body}");
+    assert_eq!(retry_after.as_ref().map(|v| v.to_str().unwrap()), Some("1"));
+
+    // A long poll gets its wait on top: still cut off, at 1 s + 1 s.
+    let (status, body) = read(
+        env.http
+            .get(env.url(&format!("/api/jobs/{id}?wait=1")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["details"]["deadline_ms"], 2_000, "{body}");
+
+    proxy.silence(false);
+    let mut status = 0;
+    for _ in 0..100 {
+        status = get().await.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "the API serves again once the host answers");
+}
+
 /// Postgres refusing every connection: requests answer 503 `unavailable` with `Retry-After`
 /// (it had been an opaque 500), nothing is accepted, and Keel serves again once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

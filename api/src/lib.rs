@@ -3,6 +3,7 @@
 //! - [`Application`]: builds the router on a bound listener (port 0 in tests) and serves it
 //!   until a shutdown token fires.
 //! - [`error`]: the one error enum and its HTTP mapping.
+//! - [`deadline`]: every request answers within a deadline, also when the database is silent.
 //! - [`extract`]: JSON bodies with precise errors; API-key and admin authentication.
 //! - [`key_cache`]: API key → tenant, trusted for a few seconds per process.
 //! - [`routes`]: tenants and keys, jobs, health/readiness/metrics.
@@ -10,6 +11,7 @@
 //! - [`waits`]: requests waiting for their job to end (`GET /api/jobs/{id}?wait=N`).
 #![forbid(unsafe_code)]
 
+pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod key_cache;
@@ -89,6 +91,10 @@ impl Application {
 
 pub fn router(state: AppState) -> Router {
     routes::router()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            deadline::within,
+        ))
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(TraceLayer::new_for_http())

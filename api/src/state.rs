@@ -47,6 +47,8 @@ pub struct Shared {
     pub submitter: keel_jobs::submitter::Submitter,
     /// Requests waiting for their jobs to end (`GET /api/jobs/{id}?wait=N`).
     pub waits: crate::waits::JobWaits,
+    /// How long a request may take before it answers 503 (see [`crate::deadline`]).
+    pub request_deadline: std::time::Duration,
 }
 
 /// What the billing routes need: the catalog, and Stripe settings when Stripe is configured.
