@@ -1,6 +1,10 @@
 //! Typed settings, loaded once: defaults < optional TOML file (`KEEL_CONFIG`, else `keel.toml`
 //! when present) < environment (`KEEL_*`, plus `DATABASE_URL` and `REDIS_URL`). Secrets are
 //! [`SecretString`]s (never printed). [`Settings::validate`] names the variable at fault.
+//!
+//! - `checks`: the values' ranges and rules, and the development-default warnings.
+//! - `file_keys`: the names a configuration file may use (an unknown one is refused).
+//! - `whole`: whole-number settings read strictly (no rounding of `1.5`, no `yes` as 1).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,7 +15,13 @@ use keel_worker::WorkerConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod checks;
+mod file_keys;
+#[cfg(test)]
+mod tests;
 mod whole;
+
+use file_keys::field_names;
 
 pub const DEV_ADMIN_TOKEN: &str = "keel-dev-admin-token";
 /// base64 of the 32 bytes "keel-development-key-not-secret!": fine on a laptop, never in
@@ -166,50 +176,6 @@ impl Default for Settings {
     }
 }
 
-/// The settings' names, as `Settings`' derived `Deserialize` declares them: a deserializer that
-/// only records the field list it is asked for, so the list cannot drift from the struct.
-fn field_names() -> &'static [&'static str] {
-    use serde::de::{Deserializer, Visitor};
-
-    #[derive(Debug)]
-    struct Fields(&'static [&'static str]);
-    impl std::fmt::Display for Fields {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "fields {:?}", self.0)
-        }
-    }
-    impl std::error::Error for Fields {}
-    impl serde::de::Error for Fields {
-        fn custom<T: std::fmt::Display>(_: T) -> Self {
-            Fields(&[])
-        }
-    }
-    struct FieldNames;
-    impl<'de> Deserializer<'de> for FieldNames {
-        type Error = Fields;
-        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
-            Err(Fields(&[]))
-        }
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _: &'static str,
-            fields: &'static [&'static str],
-            _: V,
-        ) -> Result<V::Value, Fields> {
-            Err(Fields(fields))
-        }
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
-            ignored_any
-        }
-    }
-    match Settings::deserialize(FieldNames) {
-        Err(Fields(names)) => names,
-        Ok(_) => &[],
-    }
-}
-
 impl Settings {
     /// Loads from the file and the environment.
     pub fn load() -> anyhow::Result<Self> {
@@ -262,152 +228,6 @@ impl Settings {
 
     pub fn production(&self) -> bool {
         self.env == "production"
-    }
-
-    /// Checks values and, in production, refuses development secrets; names the variable.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if !matches!(self.env.as_str(), "development" | "production") {
-            anyhow::bail!(
-                "KEEL_ENV must be `development` or `production`, not {:?}",
-                self.env
-            );
-        }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            anyhow::bail!("KEEL_LOG_FORMAT must be `text` or `json`");
-        }
-        if self.jira_concurrency == 0 || self.jira_concurrency > 64 {
-            anyhow::bail!("KEEL_JIRA_CONCURRENCY must be between 1 and 64");
-        }
-        if self.worker_concurrency == 0 || self.worker_concurrency > 10_000 {
-            anyhow::bail!("KEEL_WORKER_CONCURRENCY must be between 1 and 10000");
-        }
-        if self.threads > 1024 {
-            anyhow::bail!("KEEL_THREADS must be between 0 (one per core) and 1024");
-        }
-        if self.worker_prefetch.is_some_and(|p| p > 10_000) {
-            anyhow::bail!("KEEL_WORKER_PREFETCH must be between 0 and 10000");
-        }
-        if self.redis_window == 0 {
-            anyhow::bail!("KEEL_REDIS_WINDOW must be at least 1");
-        }
-        // Each in a range it works in: a zero period had panicked the worker's heartbeat task
-        // and left it claiming jobs without heartbeats, so their leases expired under them and
-        // other workers ran them again; a huge one overflowed where it is doubled.
-        const DAY_MS: u64 = 86_400_000;
-        for (var, value, min, max) in [
-            ("KEEL_WORKER_LEASE_MS", self.worker_lease_ms, 2, DAY_MS),
-            (
-                "KEEL_WORKER_HEARTBEAT_MS",
-                self.worker_heartbeat_ms,
-                1,
-                DAY_MS / 2,
-            ),
-            ("KEEL_WORKER_BLOCK_MS", self.worker_block_ms, 1, 60_000),
-            (
-                "KEEL_WORKER_SHUTDOWN_TIMEOUT_MS",
-                self.worker_shutdown_timeout_ms,
-                0,
-                DAY_MS,
-            ),
-            ("KEEL_RELAY_INTERVAL_MS", self.relay_interval_ms, 1, 60_000),
-            (
-                "KEEL_API_REQUEST_TIMEOUT_MS",
-                self.api_request_timeout_ms,
-                100,
-                600_000,
-            ),
-            (
-                "KEEL_REDISPATCH_AFTER_MS",
-                self.redispatch_after_ms,
-                1,
-                DAY_MS,
-            ),
-            ("KEEL_BACKOFF_BASE_MS", self.backoff_base_ms, 1, DAY_MS),
-            ("KEEL_BACKOFF_CAP_MS", self.backoff_cap_ms, 1, 30 * DAY_MS),
-            (
-                "KEEL_DATABASE_MAX_CONNECTIONS",
-                self.database_max_connections.into(),
-                1,
-                10_000,
-            ),
-        ] {
-            if !(min..=max).contains(&value) {
-                anyhow::bail!("{var} must be between {min} and {max}, not {value}");
-            }
-        }
-        if self.worker_heartbeat_ms * 2 > self.worker_lease_ms {
-            anyhow::bail!("KEEL_WORKER_HEARTBEAT_MS must be at most half of KEEL_WORKER_LEASE_MS");
-        }
-        if self.backoff_cap_ms < self.backoff_base_ms {
-            anyhow::bail!("KEEL_BACKOFF_CAP_MS must be at least KEEL_BACKOFF_BASE_MS");
-        }
-        if !keel_jobs::kinds::housekeeping::RETENTION_DAYS.contains(&self.job_retention_days) {
-            anyhow::bail!("KEEL_JOB_RETENTION_DAYS must be between 1 and 3650");
-        }
-        if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
-            anyhow::bail!("KEEL_REDIS_PREFIX must be non-empty without spaces");
-        }
-        keel_models::crypto::SecretBox::from_config(self.encryption_key_spec())
-            .map_err(|e| anyhow::anyhow!("{e}"))?; // "KEEL_ENCRYPTION_KEY is invalid: …"
-        self.validate_billing()?;
-        self.task_config()?;
-        if self.production() {
-            if self.admin_token.is_none() {
-                anyhow::bail!("KEEL_ADMIN_TOKEN must be set when KEEL_ENV=production");
-            }
-            if self.encryption_key.is_none() {
-                anyhow::bail!("KEEL_ENCRYPTION_KEY must be set when KEEL_ENV=production");
-            }
-        }
-        if let Some(t) = &self.admin_token {
-            if t.expose_secret().len() < 16 {
-                anyhow::bail!("KEEL_ADMIN_TOKEN must be at least 16 characters");
-            }
-        }
-        Ok(())
-    }
-
-    /// Logs one warning per development default still in use.
-    pub fn warn_dev_defaults(&self) {
-        if self.admin_token.is_none() {
-            tracing::warn!("KEEL_ADMIN_TOKEN is not set: using the development token {DEV_ADMIN_TOKEN:?}; set a secret one in production");
-        }
-        if self.encryption_key.is_none() {
-            tracing::warn!("KEEL_ENCRYPTION_KEY is not set: secrets are encrypted with a public development key; set one in production (`openssl rand -base64 32`)");
-        }
-        if std::env::var_os("DATABASE_URL").is_none() && self.database_url == DEFAULT_DATABASE_URL {
-            tracing::warn!("DATABASE_URL is not set: using {DEFAULT_DATABASE_URL}");
-        }
-        if std::env::var_os("REDIS_URL").is_none() && self.redis_url == DEFAULT_REDIS_URL {
-            tracing::warn!("REDIS_URL is not set: using {DEFAULT_REDIS_URL}");
-        }
-        if self.allow_private_networks {
-            tracing::warn!("KEEL_ALLOW_PRIVATE_NETWORKS is on: webhooks may reach loopback and private addresses");
-        }
-    }
-
-    /// Billing settings: the plan catalog loads and validates, webhook secrets and the Stripe
-    /// base URL are well-formed.
-    fn validate_billing(&self) -> anyhow::Result<()> {
-        self.plan_catalog(&keel_jobs::builtin_registry().names())?;
-        if let Some(s) = &self.stripe_webhook_secrets {
-            if self.stripe_webhook_secret_list().len() != s.expose_secret().split(',').count() {
-                anyhow::bail!(
-                    "KEEL_STRIPE_WEBHOOK_SECRETS must be comma-separated non-empty secrets"
-                );
-            }
-        }
-        if let Some(k) = &self.stripe_secret_key {
-            if !k.expose_secret().starts_with("sk_") && !k.expose_secret().starts_with("rk_") {
-                anyhow::bail!("KEEL_STRIPE_SECRET_KEY must be a Stripe secret key (sk_… or rk_…)");
-            }
-        }
-        if let Some(base) = &self.stripe_api_base {
-            if !(base.starts_with("http://") || base.starts_with("https://")) {
-                anyhow::bail!("KEEL_STRIPE_API_BASE must be an http(s) URL");
-            }
-        }
-        Ok(())
     }
 
     /// The plan catalog (`KEEL_PLANS_FILE` or the embedded default), validated against `kinds`.
@@ -502,157 +322,5 @@ impl Settings {
             shutdown_timeout: Duration::from_millis(self.worker_shutdown_timeout_ms),
             ..WorkerConfig::default()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_valid_and_dev_key_decodes() {
-        Settings::default().validate().unwrap();
-    }
-
-    #[test]
-    fn schedules_and_time_zone_configure_the_built_in_tasks() {
-        let s = Settings {
-            scheduler_timezone: "Europe/Berlin".into(),
-            schedules: Some(ScheduleOverrides::List(
-                "monthly-billing-run=0 0 6 1 * *; housekeeping=0 0 4 * * *@America/New_York".into(),
-            )),
-            ..Settings::default()
-        };
-        s.validate().unwrap();
-        let tasks = keel_scheduler::default_tasks(&s.task_settings());
-        let find = |name: &str| tasks.iter().find(|t| t.name == name).unwrap();
-        let monthly = find("monthly-billing-run");
-        assert_eq!(monthly.schedule.source(), "0 0 6 1 * *");
-        assert_eq!(monthly.timezone.name(), "Europe/Berlin");
-        let housekeeping = find("housekeeping");
-        assert_eq!(housekeeping.schedule.source(), "0 0 4 * * *");
-        assert_eq!(housekeeping.timezone.name(), "America/New_York");
-        let rollover = find("period-rollover");
-        assert_eq!(rollover.schedule.source(), "0 0 * * * *");
-        assert_eq!(rollover.timezone.name(), "Europe/Berlin");
-
-        let table = Settings {
-            schedules: Some(ScheduleOverrides::Table(BTreeMap::from([(
-                "credit-expiry".to_string(),
-                "0 20 0 * * *".to_string(),
-            )]))),
-            ..Settings::default()
-        };
-        let tasks = keel_scheduler::default_tasks(&table.task_settings());
-        let credit = tasks.iter().find(|t| t.name == "credit-expiry").unwrap();
-        assert_eq!(credit.schedule.source(), "0 20 0 * * *");
-        assert_eq!(credit.timezone.name(), "UTC");
-    }
-
-    #[test]
-    fn production_refuses_development_secrets() {
-        let s = Settings {
-            env: "production".into(),
-            ..Settings::default()
-        };
-        let err = s.validate().unwrap_err().to_string();
-        assert!(err.contains("KEEL_ADMIN_TOKEN"), "{err}");
-    }
-
-    #[test]
-    fn the_field_names_are_the_settings() {
-        let names = super::field_names();
-        for name in [
-            "database_url",
-            "worker_concurrency",
-            "schedules",
-            "scheduler_timezone",
-        ] {
-            assert!(names.contains(&name), "{names:?}");
-        }
-        assert!(!names.contains(&"worker_concurency"));
-    }
-
-    #[test]
-    fn bad_values_name_their_variable() {
-        let refused = |s: Settings, var: &str| {
-            let err = s.validate().unwrap_err().to_string();
-            assert!(err.contains(var), "{var}: {err}");
-        };
-        let default = Settings::default;
-        refused(
-            Settings {
-                worker_concurrency: 0,
-                ..default()
-            },
-            "KEEL_WORKER_CONCURRENCY",
-        );
-        refused(
-            Settings {
-                threads: 1025,
-                ..default()
-            },
-            "KEEL_THREADS",
-        );
-        for (var, tweak) in [
-            (
-                "KEEL_WORKER_HEARTBEAT_MS",
-                (|s| s.worker_heartbeat_ms = 0) as fn(&mut Settings),
-            ),
-            ("KEEL_WORKER_HEARTBEAT_MS", |s| {
-                s.worker_heartbeat_ms = u64::MAX
-            }),
-            ("KEEL_WORKER_LEASE_MS", |s| s.worker_lease_ms = u64::MAX),
-            ("KEEL_RELAY_INTERVAL_MS", |s| s.relay_interval_ms = 0),
-            ("KEEL_WORKER_BLOCK_MS", |s| s.worker_block_ms = 0),
-            ("KEEL_DATABASE_MAX_CONNECTIONS", |s| {
-                s.database_max_connections = 0
-            }),
-            ("KEEL_BACKOFF_CAP_MS", |s| s.backoff_cap_ms = 1),
-        ] {
-            let mut s = default();
-            tweak(&mut s);
-            refused(s, var);
-        }
-        for days in [0, 3651] {
-            refused(
-                Settings {
-                    job_retention_days: days,
-                    ..default()
-                },
-                "KEEL_JOB_RETENTION_DAYS",
-            );
-        }
-        let s = Settings {
-            scheduler_timezone: "Mars/Olympus".into(),
-            ..Settings::default()
-        };
-        let err = s.validate().unwrap_err().to_string();
-        assert!(err.contains("KEEL_SCHEDULER_TIMEZONE"), "{err}");
-        assert!(err.contains("Mars/Olympus"), "{err}");
-        for (spec, names) in [
-            ("monthly-billing-run=0 0 6 1 *", "monthly-billing-run"),
-            ("no-such-task=0 0 4 * * *", "no-such-task"),
-            ("housekeeping=0 0 4 * * *@Mars/Olympus", "Mars/Olympus"),
-            ("housekeeping", "housekeeping"),
-        ] {
-            let s = Settings {
-                schedules: Some(ScheduleOverrides::List(spec.into())),
-                ..Settings::default()
-            };
-            let err = s.validate().unwrap_err().to_string();
-            assert!(err.starts_with("KEEL_SCHEDULES is invalid"), "{err}");
-            assert!(err.contains(names), "{err}");
-            assert!(!err.contains('\n'), "one line: {err}");
-        }
-        let s = Settings {
-            encryption_key: Some(SecretString::from("short")),
-            ..Settings::default()
-        };
-        assert!(s
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("KEEL_ENCRYPTION_KEY"));
     }
 }
