@@ -426,6 +426,9 @@ async fn a_statement_on_a_host_gone_silent_fails_at_its_deadline() {
 /// statement is sent: with the database host silent, a request answered only when TCP gave up
 /// (about 15 minutes). It now answers 503 at its deadline, and the API serves again once the
 /// host answers.
+///
+/// Multi-threaded because the proxy runs on the test's runtime and the env's cleanup (its
+/// database dropped through the proxy) blocks the thread it is dropped on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_on_a_silent_database_answers_503_at_its_deadline() {
     let proxy = SilencingProxy::start().await;
