@@ -284,6 +284,49 @@ async fn cancel_while_running_tells_the_handler_and_ends_cancelled() {
     assert_eq!(deliveries(&server).await, 1);
 }
 
+/// A cancel requested while the handler is failing, before a heartbeat could tell it: the job
+/// ends `cancelled` at once, its error kept. It had ended `failed` (waiting out a Retry-After
+/// of ten minutes, its units reserved) or, on its last attempt, `dead`.
+#[tokio::test]
+async fn a_cancel_requested_while_the_handler_fails_ends_the_job_cancelled() {
+    let env = TestEnv::new().await;
+    // Heartbeats far apart: the handler never hears of the cancel before it fails.
+    env.spawn_worker(|c| {
+        c.heartbeat = secs(10);
+        c.lease = secs(30);
+    });
+    let (_, key, _) = env.tenant("acme").await;
+    let server = receiver_answering(
+        ResponseTemplate::new(503)
+            .insert_header("Retry-After", "600")
+            .set_delay(Duration::from_millis(1_500)),
+    )
+    .await;
+    for max_attempts in [5, 1] {
+        let mut body = webhook(&server.uri(), json!({}));
+        body["max_attempts"] = json!(max_attempts);
+        let id = env.submit_ok(&key, body).await;
+        env.wait_status(id, JobStatus::Running, secs(10)).await;
+        let resp = env.post(&key, &format!("/api/jobs/{id}/cancel")).await;
+        assert_eq!(resp.status(), 202);
+        let job = env
+            .wait_for(id, secs(10), |j| {
+                j.status.is_terminal() || j.status == JobStatus::Failed
+            })
+            .await;
+        assert_eq!(
+            job.status,
+            JobStatus::Cancelled,
+            "max_attempts {max_attempts}"
+        );
+        assert_eq!(job.attempt, 1);
+        assert!(job.finished_at.is_some());
+        let error = job.last_error.expect("the failure is kept");
+        assert!(error.to_string().contains("503"), "{error}");
+    }
+    assert_eq!(deliveries(&server).await, 2);
+}
+
 #[tokio::test]
 async fn run_at_jobs_start_within_a_second_of_due_time() {
     let env = TestEnv::new().await;

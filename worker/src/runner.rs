@@ -273,7 +273,9 @@ impl Runner {
         };
         let (applied, outcome, label) = match error {
             _ if cancel_requested => {
-                let r = job::mark_cancelled(&mut conn, id, attempt).await;
+                let r = job::mark_cancelled(&mut conn, id, attempt)
+                    .await
+                    .map(|done| done.then_some(JobStatus::Cancelled));
                 (r, Outcome::Cancelled, "cancelled")
             }
             JobError::Cancelled => {
@@ -333,14 +335,20 @@ impl Runner {
                 )
             }
         };
+        // A cancel requested while the handler failed (before a heartbeat told it) ends the
+        // job `cancelled` whatever the error said (see `job::fail_retryable`).
+        let (outcome, label) = match &applied {
+            Ok(Some(JobStatus::Cancelled)) => (Outcome::Cancelled, "cancelled"),
+            _ => (outcome, label),
+        };
         metrics::histogram!("keel_job_duration_seconds", "kind" => started.kind.clone(), "outcome" => label)
             .record(elapsed);
         match applied {
-            Ok(true) => {
+            Ok(Some(_)) => {
                 tracing::debug!(job_id = %id, attempt, outcome = label, "job finished");
                 outcome
             }
-            Ok(false) => {
+            Ok(None) => {
                 tracing::info!(job_id = %id, attempt, "another attempt finished this job first; result discarded");
                 Outcome::Superseded
             }

@@ -150,45 +150,59 @@ pub async fn succeed_many(
 }
 
 /// `running → failed` with the next attempt due after `delay`. Only the current attempt's owner.
+///
+/// A cancel requested meanwhile wins: the job ends `cancelled` now (its reservation released)
+/// rather than waiting, `failed`, for an attempt that would only then see the request. The
+/// heartbeat that tells a handler about a cancel runs once a second, so a handler failing
+/// quickly never heard of it. Returns the status the job took, `None` if this attempt no longer
+/// owned it.
 pub async fn fail_retryable(
     conn: &mut PgConnection,
     id: Uuid,
     attempt: i32,
     delay: Duration,
     error: &Value,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query!(
-        "UPDATE jobs SET status = 'failed', run_at = now() + $3, last_error = $4,
-                         lease_until = NULL, dispatched_at = NULL, updated_at = now()
-         WHERE id = $1 AND status = 'running' AND attempt = $2",
+) -> sqlx::Result<Option<JobStatus>> {
+    sqlx::query_scalar!(
+        r#"UPDATE jobs SET
+             status = CASE WHEN cancel_requested_at IS NULL THEN 'failed'::job_status
+                           ELSE 'cancelled'::job_status END,
+             run_at = CASE WHEN cancel_requested_at IS NULL THEN now() + $3 ELSE run_at END,
+             finished_at = CASE WHEN cancel_requested_at IS NULL THEN NULL ELSE now() END,
+             last_error = $4, lease_until = NULL, dispatched_at = NULL, updated_at = now()
+           WHERE id = $1 AND status = 'running' AND attempt = $2
+           RETURNING status AS "status: JobStatus""#,
         id,
         attempt,
         interval(delay),
         error
     )
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(conn)
+    .await
 }
 
-/// `running → dead` (fatal error or last attempt). Only the current attempt's owner.
+/// `running → dead` (fatal error or last attempt), or `cancelled` if a cancel was requested
+/// meanwhile (see [`fail_retryable`]). Only the current attempt's owner; returns the status the
+/// job took.
 pub async fn fail_dead(
     conn: &mut PgConnection,
     id: Uuid,
     attempt: i32,
     error: &Value,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query!(
-        "UPDATE jobs SET status = 'dead', last_error = $3, finished_at = now(),
-                         lease_until = NULL, updated_at = now()
-         WHERE id = $1 AND status = 'running' AND attempt = $2",
+) -> sqlx::Result<Option<JobStatus>> {
+    sqlx::query_scalar!(
+        r#"UPDATE jobs SET
+             status = CASE WHEN cancel_requested_at IS NULL THEN 'dead'::job_status
+                           ELSE 'cancelled'::job_status END,
+             last_error = $3, finished_at = now(), lease_until = NULL, updated_at = now()
+           WHERE id = $1 AND status = 'running' AND attempt = $2
+           RETURNING status AS "status: JobStatus""#,
         id,
         attempt,
         error
     )
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(conn)
+    .await
 }
 
 /// `running → cancelled` after the handler stopped on a cancel request.
@@ -230,25 +244,30 @@ pub async fn hand_back(
 
 /// `running → queued`, due after `delay`, with this attempt uncounted (like [`hand_back`]):
 /// the handler said "not now" for a reason outside the job (a dependency's circuit breaker is
-/// open), so waiting must not use up the job's attempts. `last_error` says why it waits.
+/// open), so waiting must not use up the job's attempts. `last_error` says why it waits. A
+/// cancel requested meanwhile ends it `cancelled` instead (see [`fail_retryable`]).
 pub async fn defer(
     conn: &mut PgConnection,
     id: Uuid,
     attempt: i32,
     delay: Duration,
     reason: &Value,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query!(
-        "UPDATE jobs SET status = 'queued', attempt = attempt - 1, run_at = now() + $3,
-                         last_error = $4, lease_until = NULL, dispatched_at = NULL,
-                         updated_at = now()
-         WHERE id = $1 AND status = 'running' AND attempt = $2",
+) -> sqlx::Result<Option<JobStatus>> {
+    sqlx::query_scalar!(
+        r#"UPDATE jobs SET
+             status = CASE WHEN cancel_requested_at IS NULL THEN 'queued'::job_status
+                           ELSE 'cancelled'::job_status END,
+             attempt = CASE WHEN cancel_requested_at IS NULL THEN attempt - 1 ELSE attempt END,
+             run_at = CASE WHEN cancel_requested_at IS NULL THEN now() + $3 ELSE run_at END,
+             finished_at = CASE WHEN cancel_requested_at IS NULL THEN NULL ELSE now() END,
+             last_error = $4, lease_until = NULL, dispatched_at = NULL, updated_at = now()
+           WHERE id = $1 AND status = 'running' AND attempt = $2
+           RETURNING status AS "status: JobStatus""#,
         id,
         attempt,
         interval(delay),
         reason
     )
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(conn)
+    .await
 }
