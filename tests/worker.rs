@@ -161,6 +161,18 @@ async fn retry_after_from_the_receiver_sets_the_next_attempt() {
     let done = env.wait_status(id, JobStatus::Succeeded, secs(10)).await;
     assert_eq!(done.attempt, 2);
     assert!(done.started_at.unwrap() >= failed.run_at);
+
+    // `Retry-After: 0` does not turn the backoff off (here 50–100 ms for a first attempt): an
+    // overloaded receiver answering it had got all of a job's attempts within seconds.
+    let server =
+        receiver_answering_once(ResponseTemplate::new(503).insert_header("retry-after", "0")).await;
+    let id = env.submit_ok(&key, webhook(&server.uri(), json!({}))).await;
+    let failed = env
+        .wait_for(id, secs(10), |j| j.status == JobStatus::Failed)
+        .await;
+    let wait = (failed.run_at - failed.updated_at).num_milliseconds();
+    assert!((50..=100).contains(&wait), "Retry-After: 0 → {wait} ms");
+    assert_eq!(failed.last_error.unwrap()["retry_after_ms"], 0);
 }
 
 #[tokio::test]

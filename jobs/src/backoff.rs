@@ -37,12 +37,21 @@ impl Backoff {
         half + Duration::from_millis(jitter_ms)
     }
 
-    /// The delay before the next attempt: the server's `Retry-After` when it gave one (capped, so a
-    /// hostile value cannot park a job for years), else the backoff.
+    /// The most a server's `Retry-After` is waited for: the cap, and at least an hour, so a
+    /// hostile value cannot park a job for years.
+    pub fn retry_after_cap(&self) -> Duration {
+        self.cap.max(Duration::from_secs(3600))
+    }
+
+    /// The delay before the next attempt: the backoff, or the server's `Retry-After` (capped)
+    /// when that is longer. `Retry-After` says "not before"; a server answering `0` (or a second
+    /// while the backoff has grown past it) had turned the backoff off, and an overloaded
+    /// receiver got every attempt of every job within seconds.
     pub fn next(&self, attempt: i32, retry_after: Option<Duration>) -> Duration {
+        let backoff = self.delay(attempt);
         match retry_after {
-            Some(d) => d.min(self.cap.max(Duration::from_secs(3600))),
-            None => self.delay(attempt),
+            Some(d) => d.min(self.retry_after_cap()).max(backoff),
+            None => backoff,
         }
     }
 }
@@ -80,7 +89,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_wins_but_is_capped() {
+    fn retry_after_is_waited_for_capped_and_never_shortens_the_backoff() {
         let b = Backoff::default();
         assert_eq!(
             b.next(3, Some(Duration::from_secs(7))),
@@ -90,5 +99,15 @@ mod tests {
             b.next(3, Some(Duration::from_secs(10_000_000))),
             Duration::from_secs(3600)
         );
+        // `Retry-After: 0` (or one shorter than the backoff) waits the backoff.
+        for attempt in [1, 5, 10] {
+            for retry_after in [0, 1] {
+                let d = b.next(attempt, Some(Duration::from_secs(retry_after)));
+                assert!(
+                    d >= b.ceiling(attempt) / 2,
+                    "{attempt}, {retry_after}: {d:?}"
+                );
+            }
+        }
     }
 }

@@ -306,8 +306,13 @@ impl Runner {
                     unreachable!()
                 };
                 let delay = self.config.backoff.next(attempt, *retry_after);
-                let r =
-                    job::fail_retryable(&mut conn, id, attempt, delay, &err.to_json(attempt)).await;
+                let mut json = err.to_json(attempt);
+                // What was asked, as far as it is waited for (the cap), not a hostile 10^11 ms.
+                if let Some(asked) = retry_after {
+                    let waited = (*asked).min(self.config.backoff.retry_after_cap());
+                    json["retry_after_ms"] = Value::from(waited.as_millis() as u64);
+                }
+                let r = job::fail_retryable(&mut conn, id, attempt, delay, &json).await;
                 (
                     r,
                     Outcome::WillRetry {
