@@ -461,9 +461,10 @@ async fn sprint_and_portfolio_analyses_roll_up_with_progress() {
     let usage = keel_models::usage::list(&env.keel.pool, tenant, 10)
         .await
         .unwrap();
-    let mut kinds: Vec<&str> = usage.iter().map(|u| u.kind.as_str()).collect();
+    let mut kinds: Vec<(&str, i32)> = usage.iter().map(|u| (u.kind.as_str(), u.units)).collect();
     kinds.sort();
-    assert_eq!(kinds, ["portfolio", "sprint"]);
+    // The catalog's units (metering is off here): every event had said 1.
+    assert_eq!(kinds, [("portfolio", 20), ("sprint", 5)]);
     // Every issue of both jobs is in the history.
     let h = keel_models::analysis::history(&env.keel.pool, tenant, "HSP-1", None, 10)
         .await
@@ -598,6 +599,15 @@ async fn the_demo_tenant_analyzes_the_sample_jira_like_the_readme_says() {
     let (_, usage) = get(&env, &key, "/api/usage").await;
     let usage: Value = serde_json::from_str(&usage).unwrap();
     assert_eq!(usage["plan"], "business", "{usage}");
+    // Each usage event carries the units its reservation held, so the history adds up to the
+    // period's use (every event had said 1).
+    let events = keel_models::usage::list(&env.keel.pool, demo.tenant_id, 10)
+        .await
+        .unwrap();
+    let mut units: Vec<i32> = events.iter().map(|e| e.units).collect();
+    units.sort();
+    assert_eq!(units, [1, 5, 20]);
+    assert_eq!(usage["used"], 26, "{usage}");
 
     // A second start reuses the tenant and hands out a new key.
     let again = keel::demo::start(&env.keel).await.unwrap();

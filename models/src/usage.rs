@@ -18,6 +18,10 @@ pub struct UsageEvent {
 
 /// Records the job's usage; a second call for the same job changes nothing and returns false.
 /// Runs on the caller's connection so it can share the transaction of the job's results.
+///
+/// The units are those the job's reservation holds when it was metered (what the tenant is
+/// billed for: 5 for a sprint, 20 for a portfolio), else `units` (the catalog's weight when
+/// metering is off). Every event had said 1, so a tenant summing its history got the wrong bill.
 pub async fn record(
     conn: &mut PgConnection,
     tenant_id: Uuid,
@@ -26,7 +30,9 @@ pub async fn record(
     units: i32,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
-        "INSERT INTO usage_events (id, tenant_id, job_id, kind, units) VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO usage_events (id, tenant_id, job_id, kind, units)
+         VALUES ($1, $2, $3, $4,
+                 COALESCE((SELECT units::int FROM usage_reservations WHERE job_id = $3), $5))
          ON CONFLICT (job_id) DO NOTHING",
         Uuid::now_v7(),
         tenant_id,

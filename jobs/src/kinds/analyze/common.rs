@@ -189,8 +189,18 @@ pub fn history_row(risk: &IssueRisk) -> NewAnalysis {
     }
 }
 
+/// The units a job of `kind` with `args` costs in the plan catalog (1 if it is not metered
+/// there): recorded when the job holds no reservation (metering off).
+pub fn catalog_units(kind: &str, args: &impl serde::Serialize) -> i32 {
+    let args = serde_json::to_value(args).unwrap_or_default();
+    keel_billing::catalog::global()
+        .units_for(kind, &args)
+        .map_or(1, |u| u.min(i32::MAX as u64) as i32)
+}
+
 /// Writes the job's history rows and its usage event in one transaction. A retried or twice
-/// delivered job rewrites its own rows and records usage once (both keyed by the job id).
+/// delivered job rewrites its own rows and records usage once (both keyed by the job id), with
+/// the units its reservation holds, else `units`.
 pub async fn store(
     ctx: &JobContext,
     tenant: Uuid,

@@ -46,7 +46,15 @@ impl Job for AnalyzeIssue {
         };
         let (snapshot, risk) =
             common::assess(&ctx.services, &client, issue, &settings, now).await?;
-        common::store(&ctx, tenant, "issue", now, &[&risk], 1).await?;
+        common::store(
+            &ctx,
+            tenant,
+            "issue",
+            now,
+            &[&risk],
+            common::catalog_units(Self::NAME, &self),
+        )
+        .await?;
         Ok(render(&risk, &snapshot, self.template))
     }
 }

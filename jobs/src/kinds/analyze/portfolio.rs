@@ -91,7 +91,15 @@ impl Job for AnalyzePortfolio {
         let risks: Vec<keel_risk::IssueRisk> = assessed.into_iter().map(|(_, r)| r).collect();
         let rollup = keel_risk::rollup_portfolio(&risks);
         let refs: Vec<&keel_risk::IssueRisk> = risks.iter().collect();
-        common::store(&ctx, tenant, "portfolio", now, &refs, 1).await?;
+        common::store(
+            &ctx,
+            tenant,
+            "portfolio",
+            now,
+            &refs,
+            common::catalog_units(Self::NAME, &self),
+        )
+        .await?;
         Ok(json!({
             "query": query,
             "matched": matched,

@@ -60,7 +60,15 @@ impl Job for AnalyzeSprint {
         let (snaps, risks): (Vec<_>, Vec<_>) = assessed.into_iter().unzip();
         let rollup = keel_risk::rollup_sprint(&sprint.id.to_string(), &sprint.name, &risks, &snaps);
         let refs: Vec<&keel_risk::IssueRisk> = risks.iter().collect();
-        common::store(&ctx, tenant, "sprint", now, &refs, 1).await?;
+        common::store(
+            &ctx,
+            tenant,
+            "sprint",
+            now,
+            &refs,
+            common::catalog_units(Self::NAME, &self),
+        )
+        .await?;
         Ok(json!({
             "sprint": {
                 "id": sprint.id,
