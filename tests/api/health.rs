@@ -60,7 +60,18 @@ async fn metrics_expose_job_counts_queues_and_http_latency() {
         "{text}"
     );
     assert!(!text.contains(r#"status="succeeded"} "#), "{text}");
-    assert!(text.contains("keel_queue_backlog"), "{text}");
+    // Every queue has a backlog sample, 0 where nothing due waits (the queued job here is due
+    // later): there had been no sample at all.
+    let queues: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("keel_queue_redis_entries{queue=\""))
+        .filter_map(|l| l.split('"').next())
+        .collect();
+    assert!(queues.len() > 1, "{text}");
+    for q in queues {
+        let line = format!("keel_queue_backlog{{queue=\"{q}\"}} 0");
+        assert!(text.lines().any(|l| l.trim() == line), "{line}: {text}");
+    }
     assert!(
         text.lines()
             .any(|l| l.starts_with("keel_queue_redis_entries{queue=\"default\"}")),

@@ -67,11 +67,20 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         .into_iter()
         .map(String::from)
         .collect();
-    for (queue, n) in keel_models::job::backlog_by_queue(&state.pool).await? {
-        let _ = writeln!(out, "keel_queue_backlog{{queue=\"{queue}\"}} {n}");
-        if !queues.contains(&queue) {
-            queues.push(queue);
+    // Every known queue has a sample, 0 when nothing waits: a series that vanished when its
+    // queue drained read as "no data" to dashboards and alerts, not as an empty queue.
+    let backlog = keel_models::job::backlog_by_queue(&state.pool).await?;
+    for (queue, _) in &backlog {
+        if !queues.contains(queue) {
+            queues.push(queue.clone());
         }
+    }
+    for queue in &queues {
+        let n = backlog
+            .iter()
+            .find(|(q, _)| q == queue)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "keel_queue_backlog{{queue=\"{queue}\"}} {n}");
     }
     out.push_str("# HELP keel_queue_redis_entries Entries in the queue's Redis stream (the bounded window).\n# TYPE keel_queue_redis_entries gauge\n");
     for queue in queues {
