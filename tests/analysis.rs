@@ -473,6 +473,34 @@ async fn sprint_and_portfolio_analyses_roll_up_with_progress() {
     assert_eq!(h[0].source, "sprint");
 }
 
+/// Retrying a dead `jira.*` job after Jira was disconnected is refused as its submit would be
+/// (it had been queued and died again at once), and the job stays dead.
+#[tokio::test]
+async fn retrying_a_jira_job_after_jira_was_disconnected_is_409() {
+    let env = TestEnv::new().await;
+    let (_, key, _) = env.tenant("acme").await;
+    let jira = fake_jira().await; // no such issue: 404, fatal
+    connect(&env, &key, &jira).await;
+    env.spawn_worker(|_| {});
+    let job = analyze(&env, &key, "issue", json!({"issue_key": "ED-404"})).await;
+    assert_eq!(job.status, JobStatus::Dead, "{job:#?}");
+
+    let resp = env
+        .http
+        .delete(env.url("/api/tenant/jira"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let (status, body) = read(env.post(&key, &format!("/api/jobs/{}/retry", job.id)).await).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "jira_not_connected", "{body}");
+    let after = env.job(job.id).await;
+    assert_eq!(after.status, JobStatus::Dead);
+    assert_eq!(after.attempt, job.attempt);
+}
+
 #[tokio::test]
 async fn bad_analysis_requests_are_refused_and_change_nothing() {
     let env = TestEnv::new().await;

@@ -269,6 +269,11 @@ pub async fn retry(
     let mut tx = state.pool.begin().await?;
     let retried = ledger::retry(&mut tx, tenant, id).await?;
     if let Some(job) = &retried {
+        // As at submit: a `jira.*` job retried after Jira was disconnected could only die again.
+        if let Err(e) = crate::routes::analyses::jira_connected(&state, tenant, &job.kind).await {
+            tx.rollback().await?;
+            return Err(e);
+        }
         crate::metering::reserve_again(&state, &mut tx, tenant, job, chrono::Utc::now()).await?;
         tx.commit().await?;
     } else {
