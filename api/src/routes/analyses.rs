@@ -65,11 +65,15 @@ pub(crate) async fn jira_connected(
     })
 }
 
+/// Issue and project keys are taken in any case and stored as Jira writes them (upper case),
+/// as the history and trend routes read them: `demo-1` had been refused here and accepted there.
+/// `POST /api/jobs` takes a kind's args exactly as given.
 pub async fn issue(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<AnalyzeIssue>,
+    ApiJson(mut body): ApiJson<AnalyzeIssue>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    body.issue_key.make_ascii_uppercase();
     submit(&state, tenant, body).await
 }
 
@@ -84,8 +88,11 @@ pub async fn sprint(
 pub async fn portfolio(
     TenantId(tenant): TenantId,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<AnalyzePortfolio>,
+    ApiJson(mut body): ApiJson<AnalyzePortfolio>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    for key in body.project_keys.iter_mut().flatten() {
+        key.make_ascii_uppercase();
+    }
     submit(&state, tenant, body).await
 }
 
