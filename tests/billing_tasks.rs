@@ -354,9 +354,20 @@ async fn closing_a_period_bills_its_overage_once_and_delivers_a_signed_statement
             .status(),
         422
     );
+    // `url` is required: `{}` had been read as null and silently stopped deliveries.
+    let (status, body) = read(put(json!({})).await.unwrap()).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"]["path"], "url", "{body}");
     let url = format!("{}/hooks", receiver.uri());
     let resp = put(json!({ "url": url })).await.unwrap();
     assert_eq!(resp.status(), 200);
+    let (status, body) = read(put(json!({})).await.unwrap()).await;
+    assert_eq!(status, 422, "{body}");
+    // What is set can be read back.
+    let got = |path: &'static str| env.http.get(env.url(path)).bearer_auth(&key).send();
+    let (status, body) = read(got("/api/tenant/notifications").await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["url"], url.as_str());
 
     let jan = month(2030, 1);
     period(&env, tenant, jan, "team").await;

@@ -70,7 +70,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/billing/stats", get(admin_billing::stats))
         .route("/api/notifications", get(notifications::list))
-        .route("/api/tenant/notifications", put(notifications::put))
+        .route(
+            "/api/tenant/notifications",
+            get(notifications::get).put(notifications::put),
+        )
         .fallback(|| async { crate::error::ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { crate::error::ApiError::MethodNotAllowed })
 }

@@ -36,8 +36,26 @@ pub async fn list(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationSettings {
-    /// `null` stops deliveries (notices are still stored).
-    url: Option<String>,
+    /// Required; `null` stops deliveries (notices are still stored). An absent `url` is refused
+    /// rather than read as `null`: `{}` had silently stopped every delivery.
+    #[serde(default, deserialize_with = "present")]
+    url: Option<Option<String>>,
+}
+
+/// `Some(value)` for a field that is present, `null` included (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `GET /api/tenant/notifications`: where notices are POSTed (`null`: nowhere).
+pub async fn get(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+    _: query::NoParams,
+) -> Result<Json<Value>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let url = keel_models::billing_tasks::notification_url(&mut conn, tenant).await?;
+    Ok(Json(json!({ "url": url })))
 }
 
 /// `PUT /api/tenant/notifications {url}`: where notices are POSTed. The URL passes the same
@@ -47,14 +65,19 @@ pub async fn put(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NotificationSettings>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(url) = &body.url {
+    let Some(url) = body.url else {
+        return Err(ApiError::invalid(
+            "url",
+            "is required: the URL notices are POSTed to, or null to stop deliveries",
+        ));
+    };
+    if let Some(url) = &url {
         if url.len() > 2048 {
             return Err(ApiError::invalid("url", "must be at most 2048 bytes"));
         }
         keel_jobs::net::check_url(url, &state.services.net)
             .map_err(|m| ApiError::invalid("url", m))?;
     }
-    keel_models::billing_tasks::set_notification_url(&state.pool, tenant, body.url.as_deref())
-        .await?;
-    Ok(Json(json!({ "url": body.url })))
+    keel_models::billing_tasks::set_notification_url(&state.pool, tenant, url.as_deref()).await?;
+    Ok(Json(json!({ "url": url })))
 }
