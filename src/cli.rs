@@ -158,10 +158,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Tenant {
             command: TenantCommand::Create { name },
         } => {
-            let name = name.trim().to_string();
-            if name.is_empty() || name.chars().count() > 200 {
-                anyhow::bail!("--name must be 1 to 200 characters");
-            }
+            let name = keel_models::tenant::check_name(&name)
+                .map_err(|m| anyhow::anyhow!("--name {m}"))?
+                .to_string();
             let stripe_mode = settings.stripe_secret_key.is_some();
             let keel = Keel::connect(settings, true).await?;
             let mut tx = keel.pool.begin().await?;

@@ -7,6 +7,44 @@ use uuid::Uuid;
 
 use crate::crypto::{self, NewApiKey, SecretBox};
 
+/// A tenant name as given, trimmed, or why it cannot be one: 1 to 200 characters, without
+/// control characters (a newline or NUL breaks every log line and table that shows it) or the
+/// bidirectional-text controls that make a name display as something else (U+202E turns
+/// `acme\u{202E}gnp.exe` into `acmeexe.png`).
+pub fn check_name(raw: &str) -> Result<&str, &'static str> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err("must be 1 to 200 characters");
+    }
+    let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if name.chars().any(|c| c.is_control() || bidi(c)) {
+        return Err("must not contain control characters or bidirectional-text controls");
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_trimmed_and_printable() {
+        assert_eq!(super::check_name("  Acme Inc. ").unwrap(), "Acme Inc.");
+        assert_eq!(super::check_name("Zürich 東京").unwrap(), "Zürich 東京");
+        for bad in [
+            "",
+            "   ",
+            "a\nb",
+            "a\0b",
+            "a\tb",
+            "acme\u{202E}gnp.exe",
+            "x\u{2066}",
+        ] {
+            assert!(super::check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(super::check_name(&"x".repeat(201)).is_err());
+        assert!(super::check_name(&"é".repeat(200)).is_ok());
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {
     pub id: Uuid,

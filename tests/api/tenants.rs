@@ -3,9 +3,17 @@
 use super::*;
 
 #[tokio::test]
-async fn creating_a_tenant_with_an_empty_name_is_422() {
+async fn a_tenant_name_empty_too_long_or_with_control_characters_is_422() {
     let env = TestEnv::new().await;
-    for name in ["", "   ", &"x".repeat(201)] {
+    // Also control characters and bidirectional-text controls (a newline and U+202E had been
+    // stored).
+    for name in [
+        "",
+        "   ",
+        &"x".repeat(201),
+        "acme\nadmin",
+        "acme\u{202E}gnp.exe",
+    ] {
         let resp = env
             .http
             .post(env.url("/api/tenants"))

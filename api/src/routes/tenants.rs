@@ -29,10 +29,8 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
-    }
+    let name =
+        keel_models::tenant::check_name(&body.name).map_err(|m| ApiError::invalid("name", m))?;
     let mut tx = state.pool.begin().await?;
     let (created, customer_job) = SyncCustomer::create_tenant(
         &mut tx,
