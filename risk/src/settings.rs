@@ -83,6 +83,14 @@ impl Settings {
         if self.working_days.is_empty() {
             errors.push("working_days must contain at least one day".to_string());
         }
+        // A day listed twice changes nothing the engine computes, but a settings answer that
+        // echoes `["Mon","Mon"]` says the client meant something it did not get.
+        for (i, day) in self.working_days.iter().enumerate() {
+            if self.working_days[..i].contains(day) {
+                errors.push(format!("working_days lists {day:?} more than once"));
+                break;
+            }
+        }
         let t = self.thresholds;
         if t.medium == 0 {
             errors.push("thresholds.medium must be > 0".to_string());

@@ -62,6 +62,16 @@ fn rejects_empty_working_days() {
 }
 
 #[test]
+fn rejects_a_working_day_listed_twice() {
+    let s: Settings = serde_json::from_str(r#"{"working_days":["Mon","Tue","monday"]}"#).unwrap();
+    let err = s.validate().unwrap_err();
+    assert!(
+        err.contains("working_days lists Mon more than once"),
+        "{err}"
+    );
+}
+
+#[test]
 fn rejects_unordered_or_out_of_range_thresholds() {
     let bad = [
         Thresholds {
