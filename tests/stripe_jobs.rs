@@ -338,7 +338,7 @@ async fn stripe_subscription_row(env: &TestEnv, tenant: Uuid) {
 }
 
 #[tokio::test]
-async fn stripe_mode_change_and_cancel_call_stripes_subscription_api() {
+async fn stripe_mode_change_cancel_and_resume_call_stripes_subscription_api() {
     let stripe = MockServer::start().await;
     let env = stripe_env(&stripe).await;
     let (tenant, key, _) = env.tenant("acme").await;
@@ -464,6 +464,36 @@ async fn stripe_mode_change_and_cancel_call_stripes_subscription_api() {
     );
     assert_eq!(cancel.fields, vec!["cancel_at_period_end=true".to_string()]);
     assert!(cancel.key.as_deref().unwrap().starts_with("keel-cancel-"));
+
+    // Resume: refused while Keel's copy shows no scheduled cancellation; once Stripe's event
+    // has said so, it calls the cancellation off in Stripe.
+    let (status, answer) = post(&env, &key, "/api/billing/subscription/resume", json!({})).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("not_cancelling")),
+        "{answer}"
+    );
+    sqlx::query(
+        "UPDATE billing_subscriptions SET cancel_at_period_end = true WHERE tenant_id = $1",
+    )
+    .bind(tenant)
+    .execute(&env.keel.pool)
+    .await
+    .unwrap();
+    let (status, answer) = post(&env, &key, "/api/billing/subscription/resume", json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["mode"], "stripe");
+    let calls = sent(&stripe).await;
+    let resume = calls.last().unwrap();
+    assert_eq!(
+        (resume.method.as_str(), resume.path.as_str()),
+        ("POST", "/v1/subscriptions/sub_keel1")
+    );
+    assert_eq!(
+        resume.fields,
+        vec!["cancel_at_period_end=false".to_string()]
+    );
+    assert!(resume.key.as_deref().unwrap().starts_with("keel-resume-"));
     let (status, answer) = post(
         &env,
         &key,

@@ -50,6 +50,13 @@ async fn local_mode_checkout_change_and_cancel_apply_at_once() {
     let (_, body) = change_plan(&env, &key, json!({ "plan": "team" })).await;
     assert_eq!(body["changed"], false, "{body}");
 
+    let resume = || post(&env, &key, "/api/billing/subscription/resume", json!({}));
+    let (status, body) = resume().await;
+    assert_eq!(
+        (status, code(&body)),
+        (409, Some("not_cancelling")),
+        "{body}"
+    );
     let (status, body) = cancel_plan(&env, &key, json!({ "at_period_end": true })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["subscription"]["cancel_at_period_end"], true);
@@ -57,6 +64,22 @@ async fn local_mode_checkout_change_and_cancel_apply_at_once() {
         body["plan"], "team",
         "still on team until the period ends: {body}"
     );
+    // Asked again, the cancellation keeps its date; resumed, the subscription renews as before
+    // (there had been no way back).
+    let canceled_at = body["subscription"]["canceled_at"].clone();
+    assert!(canceled_at.is_string(), "{body}");
+    let (_, body) = cancel_plan(&env, &key, json!({ "at_period_end": true })).await;
+    assert_eq!(body["subscription"]["canceled_at"], canceled_at, "{body}");
+    let (status, body) = resume().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["subscription"]["cancel_at_period_end"], false,
+        "{body}"
+    );
+    assert!(body["subscription"]["canceled_at"].is_null(), "{body}");
+    assert_eq!(body["plan"], "team");
+    let (status, body) = cancel_plan(&env, &key, json!({ "at_period_end": true })).await;
+    assert_eq!(status, 200, "{body}");
     let (status, body) = cancel_plan(&env, &key, json!({ "at_period_end": false })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(

@@ -23,7 +23,7 @@ use crate::routes::plans::{
 use crate::routes::webhooks::stripe_checkout;
 use crate::state::AppState;
 
-/// Change and cancel in Stripe mode (in `billing_stripe.rs`).
+/// Change, cancel and resume in Stripe mode (in `billing_stripe.rs`).
 #[path = "billing_stripe.rs"]
 mod stripe_mode;
 
@@ -273,15 +273,55 @@ pub async fn cancel(
     let mut tx = state.pool.begin().await?;
     let cur = live_local(&mut tx, tenant).await?;
     let now = Utc::now();
+    let already_scheduled = cur.cancel_at_period_end;
     let mut next: SubscriptionState = cur.into();
-    next.canceled_at = Some(now);
     if body.at_period_end {
+        // Asked again: the cancellation stays dated when it was first asked for.
+        if !already_scheduled {
+            next.canceled_at = Some(now);
+        }
         next.cancel_at_period_end = true;
     } else {
+        next.canceled_at = Some(now);
         next.status = "canceled".into();
         next.cancel_at_period_end = false;
         next.ended_at = Some(now);
     }
+    let sub = subs::upsert(&mut tx, &next).await?;
+    tx.commit().await?;
+    let mut view = subscription_view(&state.billing.catalog, Some(&sub));
+    view["mode"] = json!("local");
+    Ok(Json(view))
+}
+
+/// 409 `not_cancelling`: there is no scheduled cancellation to call off.
+pub(crate) fn not_cancelling() -> ApiError {
+    ApiError::Conflict {
+        code: "not_cancelling",
+        message: "the subscription is not scheduled to cancel".into(),
+        details: Value::Null,
+    }
+}
+
+/// `POST /api/billing/subscription/resume`: calls off a cancellation scheduled for the end of
+/// the period (`cancel {"at_period_end": true}`); the subscription renews as before. There had
+/// been no way back short of waiting for the period to end and subscribing again.
+pub async fn resume(
+    TenantId(tenant): TenantId,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(api) = &state.billing.stripe {
+        return Ok(Json(stripe_mode::resume(&state, api, tenant).await?));
+    }
+    local_only(&state)?;
+    let mut tx = state.pool.begin().await?;
+    let cur = live_local(&mut tx, tenant).await?;
+    if !cur.cancel_at_period_end {
+        return Err(not_cancelling());
+    }
+    let mut next: SubscriptionState = cur.into();
+    next.cancel_at_period_end = false;
+    next.canceled_at = None;
     let sub = subs::upsert(&mut tx, &next).await?;
     tx.commit().await?;
     let mut view = subscription_view(&state.billing.catalog, Some(&sub));

@@ -124,3 +124,23 @@ pub(crate) async fn cancel(
         "stripe_subscription": view(&updated),
     }))
 }
+
+/// Calls off a cancellation scheduled for the period's end (`cancel_at_period_end=false`).
+pub(crate) async fn resume(
+    state: &AppState,
+    api: &StripeApi,
+    tenant: Uuid,
+) -> Result<Value, ApiError> {
+    let (sub, sub_id) = live_stripe(state, tenant).await?;
+    if !sub.cancel_at_period_end {
+        return Err(super::not_cancelling());
+    }
+    let key = format!("keel-resume-{}", Uuid::now_v7());
+    let updated = api.resume(&key, &sub_id).await.map_err(stripe_error)?;
+    tracing::info!(tenant_id = %tenant, subscription = %sub_id, "subscription resume sent to Stripe");
+    Ok(json!({
+        "mode": "stripe", "applied": false,
+        "note": "Stripe resumed the subscription; Keel's copy updates when Stripe's event arrives",
+        "stripe_subscription": view(&updated),
+    }))
+}

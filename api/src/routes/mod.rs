@@ -60,6 +60,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/billing/portal", post(webhooks::portal))
         .route("/api/billing/subscription/change", post(billing::change))
         .route("/api/billing/subscription/cancel", post(billing::cancel))
+        .route("/api/billing/subscription/resume", post(billing::resume))
         .route("/api/billing/invoices", get(plans::invoices))
         .route("/api/billing/credits", get(plans::credits))
         .route("/api/billing/purchases", get(plans::purchases))

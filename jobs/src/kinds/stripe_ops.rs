@@ -150,6 +150,21 @@ impl StripeApi {
         }
     }
 
+    /// `POST /v1/subscriptions/{id}` with `cancel_at_period_end=false`: a cancellation
+    /// scheduled for the period's end is called off (Stripe's "renew").
+    pub async fn resume(
+        &self,
+        idempotency_key: &str,
+        subscription: &str,
+    ) -> Result<Subscription, StripeCallError> {
+        let req = UpdateSubscription::new(subscription).cancel_at_period_end(false);
+        let send = req
+            .customize()
+            .request_strategy(strategy(idempotency_key)?)
+            .send(&self.client);
+        guarded(send).await
+    }
+
     /// `POST /v1/billing/meter_events` with `payload[stripe_customer_id]` and
     /// `payload[value]`.
     pub async fn meter_event(
