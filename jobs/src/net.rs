@@ -45,13 +45,14 @@ static V4_BLOCKED: LazyLock<Vec<Ipv4Net>> = LazyLock::new(|| {
     .collect()
 });
 
-/// IPv6: unspecified, loopback, NAT64, unique-local (incl. fd00:ec2::254 metadata), link-local,
-/// multicast. IPv4-mapped addresses are checked as IPv4.
+/// IPv6: unspecified, loopback, NAT64, Teredo, unique-local (incl. fd00:ec2::254 metadata),
+/// link-local, multicast. IPv4-mapped and 6to4 addresses are checked by the IPv4 they embed.
 static V6_BLOCKED: LazyLock<Vec<Ipv6Net>> = LazyLock::new(|| {
     [
         "::/128",
         "::1/128",
         "64:ff9b::/96",
+        "2001::/32",
         "fc00::/7",
         "fe80::/10",
         "ff00::/8",
@@ -66,10 +67,20 @@ fn v4_blocked(ip: Ipv4Addr) -> bool {
 }
 
 fn v6_blocked(ip: Ipv6Addr) -> bool {
-    match ip.to_ipv4_mapped() {
-        Some(v4) => v4_blocked(v4),
-        None => V6_BLOCKED.iter().any(|n| n.contains(&ip)),
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return v4_blocked(v4);
     }
+    // 6to4 (2002:AABB:CCDD::/48) routes to the IPv4 address AA.BB.CC.DD: 2002:7f00:1:: had
+    // passed as a public address although it names 127.0.0.1 through a 6to4 relay.
+    let seg = ip.segments();
+    if seg[0] == 0x2002 {
+        let [a, b] = seg[1].to_be_bytes();
+        let [c, d] = seg[2].to_be_bytes();
+        if v4_blocked(Ipv4Addr::new(a, b, c, d)) {
+            return true;
+        }
+    }
+    V6_BLOCKED.iter().any(|n| n.contains(&ip))
 }
 
 /// Whether `ip` is an internal address that tenant-chosen URLs must not reach.
@@ -187,10 +198,19 @@ mod tests {
             "fd00:ec2::254",
             "::ffff:127.0.0.1",
             "224.0.0.1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "172.32.0.1"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "172.32.0.1",
+            "2002:808:808::1",
+        ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip}");
         }
     }
