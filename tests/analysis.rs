@@ -540,10 +540,11 @@ async fn bad_analysis_requests_are_refused_and_change_nothing() {
         ("sprint", json!({"sprint_id": 1, "board_id": 2}), "args"),
         ("sprint", json!({}), "args"),
         ("portfolio", json!({"project_keys": []}), "project_keys"),
+        // `ok` is the key `OK` (keys in any case); `BAD KEY` is no key at all.
         (
             "portfolio",
             json!({"project_keys": ["ok", "BAD KEY"]}),
-            "project_keys[0]",
+            "project_keys[1]",
         ),
         ("portfolio", json!({"jql": " "}), "jql"),
     ] {
