@@ -76,6 +76,30 @@ async fn flushall_with_jobs_queued_and_running_loses_nothing() {
     assert_eq!(reqs.len(), ids.len(), "no job delivered twice");
 }
 
+/// Redis loses the queue while no worker runs (a restart without persistence during a full
+/// deploy): the worker that starts next re-dispatches at once. The rows the API had pushed had
+/// waited out `redispatch_after` (60 s by default) for the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_losing_the_queue_while_no_worker_runs_is_noticed_at_the_next_start() {
+    let redis = PrivateRedis::start();
+    let env = TestEnv::with_redis(&redis.url(), |_| {}).await;
+    let (_, key, _) = env.tenant("acme").await;
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(env.submit_ok(&key, noop(n)).await);
+    }
+    for id in &ids {
+        env.wait_for(*id, secs(10), |j| j.dispatched_at.is_some())
+            .await;
+    }
+    assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
+
+    env.spawn_worker(|c| c.redispatch_after = secs(60));
+    for id in &ids {
+        env.wait_status(*id, JobStatus::Succeeded, secs(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_queued_jobs_stay_in_postgres_while_redis_holds_a_bounded_window() {
     const TOTAL: usize = 1_000_000;

@@ -68,18 +68,28 @@ impl Relay {
     }
 
     /// Makes sure each queue's consumer group exists, and answers how long each queue's stream
-    /// is (one round trip). When a group had to be re-created after this process had seen it,
-    /// Redis lost its data: every waiting row of that queue is dispatched again at once.
+    /// is (one round trip). A group that had to be created means Redis may have lost its data
+    /// (flushed, restarted without persistence): every waiting row of that queue is dispatched
+    /// again at once. Also at this process's start: Redis may have lost the queue while no
+    /// worker ran, and rows the API had pushed then waited out `redispatch_after` (60 s) for
+    /// the relay. On a new deployment there is nothing to re-dispatch; an id pushed twice is
+    /// started once (the start is guarded).
     pub async fn ensure_groups(&self) -> Result<Vec<StreamState>, redis::RedisError> {
         let seen = self.seen_groups.load(Ordering::SeqCst);
         let states = self.lane.ensure_groups(&self.queues).await?;
         for (queue, state) in self.queues.iter().zip(&states) {
-            if state.created && seen {
+            if state.created {
                 match keel_models::job::forget_dispatches(&self.pool, queue).await {
-                    Ok(n) => tracing::warn!(
+                    Ok(n) if seen => tracing::warn!(
                         queue,
                         rows = n,
                         "Redis lost the queue; re-dispatching from the ledger"
+                    ),
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(
+                        queue,
+                        rows = n,
+                        "the queue's consumer group was missing at start (Redis lost it, or it is new); re-dispatching from the ledger"
                     ),
                     Err(e) => tracing::warn!(queue, error = %e, "could not reset dispatches"),
                 }
