@@ -251,6 +251,36 @@ async fn three_replicas_over_four_months_close_each_tenant_period_once_and_run_e
     assert_eq!(env.count_jobs().await as usize, enqueued);
 }
 
+/// A run by hand (`keel scheduler run-once`) after missed month boundaries runs the missed
+/// months first: recorded alone, the manual tick had become the last tick and hidden them from
+/// catch-up, so those months were never billed.
+#[tokio::test]
+async fn a_run_by_hand_after_missed_months_runs_the_missed_months_first() {
+    let env = TestEnv::new().await;
+    let s = scheduler(&env, tasks(&[]));
+    s.run_once(MONTHLY_RUN, at(2030, 1, 1, 0, 0, 0))
+        .await
+        .unwrap()
+        .expect("January 1 run");
+    // No scheduler ran from January 1 to April 15; then an operator runs the task by hand.
+    s.run_once(MONTHLY_RUN, at(2030, 4, 15, 12, 0, 0))
+        .await
+        .unwrap()
+        .expect("the run by hand");
+    let months: Vec<Value> = jobs_of(&env, "billing.monthly_run")
+        .await
+        .into_iter()
+        .map(|(_, a)| a["month"].clone())
+        .collect();
+    assert_eq!(
+        months,
+        ["2029-12", "2030-01", "2030-02", "2030-03", "2030-03"].map(|m| json!(m)),
+        "January 1, the missed February to April 1 runs, then the run by hand"
+    );
+    // Nothing is left for a scheduler to catch up.
+    assert_eq!(s.tick_at(at(2030, 4, 15, 12, 0, 1)).await.unwrap(), 0);
+}
+
 #[tokio::test]
 async fn after_three_missed_month_boundaries_each_missed_month_runs_once() {
     let env = TestEnv::new().await;

@@ -318,6 +318,11 @@ impl Scheduler {
     /// Enqueues one run of `task` now, for the explicit tick `now` (truncated to the second),
     /// recorded like any tick: it becomes the task's last tick, so scheduled ticks at or before
     /// it are not enqueued again. `None`: that tick was already recorded.
+    ///
+    /// Scheduled ticks still due before it are enqueued first, as a scheduler's pass would
+    /// (every one for [`CatchUp::All`], the newest for [`CatchUp::Latest`]): recorded after
+    /// them, the manual tick would hide them from catch-up, and a month whose billing run was
+    /// missed while no scheduler ran was never billed.
     pub async fn run_once(
         &self,
         task: &str,
@@ -328,7 +333,25 @@ impl Scheduler {
             .iter()
             .find(|t| t.name == task)
             .ok_or_else(|| SchedulerError::UnknownTask(task.to_string()))?;
-        self.enqueue_tick(task, now.trunc_subsecs(0)).await
+        let now = now.trunc_subsecs(0);
+        // Up to, not including, the manual tick (a scheduled tick at `now` is that tick), in
+        // passes of at most `MAX_CATCH_UP` ticks. A task that never ran has nothing to catch up.
+        let before = now - chrono::Duration::seconds(1);
+        while let Some(last) = self.last_tick(task).await? {
+            if self.tick_task(task, last, before).await? == 0 {
+                break;
+            }
+        }
+        self.enqueue_tick(task, now).await
+    }
+
+    /// The task's newest recorded tick (`None`: it never ran).
+    async fn last_tick(&self, task: &Task) -> Result<Option<DateTime<Utc>>, SchedulerError> {
+        Ok(keel_models::schedule::last_ticks(&self.pool, &[task.name])
+            .await
+            .map_err(|e| SchedulerError::LastTicks(Arc::new(e)))?
+            .pop()
+            .flatten())
     }
 
     /// Every task with its next run after `now` and its last tick's job.
