@@ -44,6 +44,8 @@ impl Keel {
                 .await?;
         if prepare_database {
             keel_models::db::migrate(&pool).await?;
+        } else {
+            keel_models::db::check_migrated(&pool, &settings.database_url).await?;
         }
         let lane = Lane::connect(
             &settings.redis_url,

@@ -118,6 +118,47 @@ fn keel_processes_starting_at_once_on_a_fresh_database_all_come_up() {
     });
 }
 
+/// `keel api`, `worker` and `scheduler` do not migrate (`keel migrate` and `keel up` do). On a
+/// database that is missing they say to run `keel migrate` (they had said to start Postgres,
+/// which was running); on one not migrated they refuse to start (the API had answered `/ready`
+/// 200 and every request 500, `relation "jobs" does not exist`).
+#[test]
+fn a_process_that_does_not_migrate_refuses_a_missing_or_unmigrated_database() {
+    let db = ScratchDatabase::new();
+    let start = |command: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .arg(command)
+            .env("DATABASE_URL", &db.url)
+            .env("KEEL_API_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command} started");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        stderr
+    };
+    for command in ["api", "worker", "scheduler"] {
+        let stderr = start(command);
+        assert!(
+            stderr.contains("does not exist") && stderr.contains("keel migrate"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("pg_ctlcluster"), "{stderr}");
+    }
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(keel_models::db::create_database_if_missing(&db.url))
+        .unwrap();
+    for command in ["api", "worker", "scheduler"] {
+        let stderr = start(command);
+        assert!(
+            stderr.contains("not migrated") && stderr.contains("keel migrate"),
+            "{stderr}"
+        );
+    }
+}
+
 /// A no-transaction migration that failed during `CREATE INDEX CONCURRENTLY` (a deadlock, a
 /// kill) leaves its index behind, invalid, and itself unrecorded. The next `keel migrate` drops
 /// the leftover and builds it again; before, every later run failed with "relation … already

@@ -20,6 +20,23 @@ pub enum DbError {
         #[source]
         source: sqlx::Error,
     },
+    /// Postgres answers, but the database is missing: starting Postgres would not help.
+    #[error(
+        "database {name:?} does not exist on the Postgres at {url}: run `keel migrate` (it creates the \
+         database and applies the migrations) or set DATABASE_URL"
+    )]
+    NoDatabase { name: String, url: String },
+    /// The schema is older than this binary: a process that does not migrate itself refuses to
+    /// start rather than answer 500s (`relation "jobs" does not exist`).
+    #[error(
+        "the database at {url} is not migrated ({pending} of this version's {known} migrations not \
+         applied): run `keel migrate` first"
+    )]
+    NotMigrated {
+        url: String,
+        pending: usize,
+        known: usize,
+    },
     #[error("applying migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
@@ -158,9 +175,18 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
     )
     .await
     .unwrap_or(Err(sqlx::Error::PoolTimedOut))
-    .map_err(|source| DbError::Unreachable {
-        url: redact_url(url),
-        source,
+    .map_err(|source| {
+        // 3D000 invalid_catalog_name: the server is up, the database is not there.
+        if source.as_database_error().and_then(|e| e.code()).as_deref() == Some("3D000") {
+            return DbError::NoDatabase {
+                name: opts.get_database().unwrap_or("postgres").to_string(),
+                url: redact_url(url),
+            };
+        }
+        DbError::Unreachable {
+            url: redact_url(url),
+            source,
+        }
     })?;
     probe.close().await.ok();
     // sqlx pings a connection before each use (and after): the hot batch paths hold their own
@@ -175,6 +201,39 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
             url: redact_url(url),
             source,
         })
+}
+
+/// Refuses a database whose schema lacks any of this binary's migrations (see
+/// [`DbError::NotMigrated`]). Migrations applied by a newer binary are fine: they only add.
+pub async fn check_migrated(pool: &PgPool, url: &str) -> Result<(), DbError> {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar!("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(v) => v,
+            // 42P01 undefined_table: nothing was ever applied.
+            Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P01") => {
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
+    let known = MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .count();
+    let pending = MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+        .count();
+    if pending > 0 {
+        return Err(DbError::NotMigrated {
+            url: redact_url(url),
+            pending,
+            known,
+        });
+    }
+    Ok(())
 }
 
 /// The advisory lock processes take turns on to migrate (any constant of Keel's own).
