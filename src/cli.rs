@@ -30,12 +30,12 @@ pub enum Command {
         /// Comma-separated queues to consume (default: every queue).
         #[arg(long, value_delimiter = ',')]
         queues: Vec<String>,
-        /// Jobs in flight at most.
-        #[arg(long)]
-        concurrency: Option<usize>,
-        /// Jobs started ahead of a free slot (default: 4 × --concurrency; 0: none).
-        #[arg(long)]
-        prefetch: Option<usize>,
+        /// Jobs in flight at most (1 to 10000).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        concurrency: Option<u32>,
+        /// Jobs started ahead of a free slot (default: 4 × --concurrency; 0: none; at most 10000).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+        prefetch: Option<u32>,
     },
     /// The scheduler (run as many replicas as you like: each tick enqueues one job), or, with
     /// a subcommand, inspect or trigger its tasks.
@@ -189,24 +189,20 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             concurrency,
             prefetch,
         } => {
-            settings.warn_dev_defaults();
-            let keel = Keel::connect(settings, false).await?;
-            let mut config = keel.settings.worker_config();
+            // Checked before connecting, and a usage error like a bad setting (exit code 2).
+            let mut config = settings.worker_config();
             if !queues.is_empty() {
                 config.queues = queues;
             }
-            config.queues = known_queues(&config.queues, &keel.registry.queues())?;
+            config.queues = known_queues(&config.queues, &keel_jobs::builtin_registry().queues())?;
             if let Some(c) = concurrency {
-                anyhow::ensure!(
-                    (1..=10_000).contains(&c),
-                    "--concurrency must be 1 to 10000"
-                );
-                config.concurrency = c;
+                config.concurrency = c as usize;
             }
             if let Some(p) = prefetch {
-                anyhow::ensure!(p <= 10_000, "--prefetch must be 0 to 10000");
-                config.prefetch = Some(p);
+                config.prefetch = Some(p as usize);
             }
+            settings.warn_dev_defaults();
+            let keel = Keel::connect(settings, false).await?;
             let shutdown = shutdown_on_signals();
             if let Some(addr) = keel.settings.worker_metrics_addr {
                 let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -328,16 +324,22 @@ pub fn format_task_list(tasks: &[keel_scheduler::TaskStatus]) -> String {
     out
 }
 
+/// A command line or setting that cannot work: `keel` exits with code 2, as for a bad setting.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 /// The queues asked for (`--queues`, `KEEL_WORKER_QUEUES`), once each, or an error naming one no
 /// job kind uses: a worker on a misspelt queue had started, consumed nothing and said nothing.
-fn known_queues(asked: &[String], known: &[&str]) -> anyhow::Result<Vec<String>> {
+fn known_queues(asked: &[String], known: &[&str]) -> Result<Vec<String>, Usage> {
     let mut queues: Vec<String> = Vec::new();
     for q in asked.iter().map(|q| q.trim()) {
-        anyhow::ensure!(
-            known.contains(&q),
-            "unknown queue {q:?} in --queues / KEEL_WORKER_QUEUES; the queues are {}",
-            known.join(", ")
-        );
+        if !known.contains(&q) {
+            return Err(Usage(format!(
+                "unknown queue {q:?} in --queues / KEEL_WORKER_QUEUES; the queues are {}",
+                known.join(", ")
+            )));
+        }
         if !queues.iter().any(|have| have == q) {
             queues.push(q.to_string());
         }

@@ -23,6 +23,7 @@ fn main() {
     };
     if let Err(e) = runtime.block_on(keel::cli::run(cli, settings)) {
         eprintln!("keel: {e}");
-        std::process::exit(1);
+        let usage = e.downcast_ref::<keel::cli::Usage>().is_some();
+        std::process::exit(if usage { 2 } else { 1 });
     }
 }

@@ -275,6 +275,36 @@ fn a_whole_number_setting_given_a_fraction_or_a_word_is_refused() {
     }
 }
 
+/// A worker's bad flags or queues are usage errors like a bad setting: exit code 2 and one
+/// line, before anything connects (they had been 1, after connecting).
+#[test]
+fn a_workers_bad_flags_or_queues_exit_2() {
+    for (args, env, says) in [
+        (&["worker", "--queues", "bogus"][..], None, "\"bogus\""),
+        (&["worker", "--concurrency", "0"], None, "--concurrency"),
+        (&["worker", "--prefetch", "10001"], None, "--prefetch"),
+        (
+            &["worker"],
+            Some(("KEEL_WORKER_QUEUES", "bogus")),
+            "KEEL_WORKER_QUEUES",
+        ),
+    ] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keel"));
+        command
+            .args(args)
+            .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere")
+            .env("RUST_LOG", "off");
+        if let Some((k, v)) = env {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("cannot reach Postgres"), "{stderr}");
+    }
+}
+
 /// An address already taken: one line naming it and its variable (it had been only "Address
 /// already in use (os error 98)").
 #[tokio::test]
