@@ -235,8 +235,16 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         } => {
             let keel = Keel::connect(settings, false).await?;
             let scheduler = keel.scheduler();
-            match scheduler.run_once(&task, scheduler.now()).await? {
+            let now = scheduler.now();
+            let per_tenant = scheduler
+                .list(now)
+                .await?
+                .iter()
+                .any(|t| t.name == task && t.per_tenant);
+            match scheduler.run_once(&task, now).await? {
                 Some(job) => println!("enqueued {} job {} for task {task}", job.kind, job.id),
+                // A scan with no tenant due enqueues nothing; it had said "already recorded".
+                None if per_tenant => println!("ran the scan of task {task}: no tenant was due"),
                 None => anyhow::bail!(
                     "task {task} already has a run recorded for this second; try again"
                 ),
@@ -294,6 +302,8 @@ pub fn format_task_list(tasks: &[keel_scheduler::TaskStatus]) -> String {
     for t in tasks {
         let job = match (t.last_job_id, t.last_job_status) {
             (Some(id), Some(status)) => format!("{id} {}", status.as_str()),
+            // A per-tenant scan records its ticks without a job of their own.
+            _ if t.per_tenant && t.last_tick.is_some() => "(one per tenant due)".into(),
             // The tick's job finished long ago and housekeeping deleted it.
             _ if t.last_tick.is_some() => "(deleted)".into(),
             _ => "-".into(),

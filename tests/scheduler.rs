@@ -443,6 +443,23 @@ async fn keel_scheduler_run_once_and_list() {
     );
     assert!(line.contains(&format!("{job_id} queued")), "{line}");
 
+    // A per-tenant scan's ticks have no job of their own: said so (it had read "(deleted)").
+    let out = keel_cli(&env, &["scheduler", "run-once", "period-rollover"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("no tenant was due"), "{said}");
+    let out = keel_cli(&env, &["scheduler", "list"]);
+    let list = String::from_utf8_lossy(&out.stdout);
+    let line = list
+        .lines()
+        .find(|l| l.starts_with("period-rollover"))
+        .unwrap_or_else(|| panic!("period-rollover in {list:?}"));
+    assert!(line.ends_with("(one per tenant due)"), "{line}");
+
     let out = keel_cli(&env, &["scheduler", "run-once", "no-such-task"]);
     assert!(!out.status.success());
     assert!(

@@ -105,6 +105,8 @@ pub struct TaskStatus {
     pub last_job_id: Option<Uuid>,
     /// Status of the last tick's job; `None` when there was none or housekeeping deleted it.
     pub last_job_status: Option<JobStatus>,
+    /// A per-tenant scan: its ticks have no job of their own (it enqueues one per tenant due).
+    pub per_tenant: bool,
 }
 
 pub struct Scheduler {
@@ -370,6 +372,7 @@ impl Scheduler {
                 last_tick: last.as_ref().map(|r| r.tick),
                 last_job_id: last.as_ref().and_then(|r| r.job_id),
                 last_job_status: last.and_then(|r| r.job_status),
+                per_tenant: matches!(task.job, TaskJob::PerTenant(_)),
             });
         }
         Ok(out)

@@ -121,7 +121,7 @@ pub async fn submit(
     });
     state.submitter.dispatch_all_later(new_jobs.clone());
     let created = new_jobs.count();
-    tracing::info!(jobs = inserted.len(), created, "job batch accepted");
+    tracing::info!(tenant_id = %tenant, jobs = inserted.len(), created, "job batch accepted");
     let jobs = inserted
         .into_iter()
         .map(|row| match row {
