@@ -298,8 +298,17 @@ impl Settings {
                 ScheduleError::UnknownTimezone(_) => {
                     anyhow::anyhow!("KEEL_SCHEDULER_TIMEZONE is invalid: {e}")
                 }
-                ScheduleError::UtcMonth { .. } => {
-                    anyhow::anyhow!("KEEL_SCHEDULER_TIMEZONE with KEEL_SCHEDULES is invalid: {e}")
+                // Named by where the zone came from: an override's own `@Zone`, the default zone
+                // alone, or the default zone under an overridden expression.
+                ScheduleError::UtcMonth { ref zone, .. } => {
+                    let from = if *zone != self.scheduler_timezone {
+                        "KEEL_SCHEDULES"
+                    } else if self.schedules.is_none() {
+                        "KEEL_SCHEDULER_TIMEZONE"
+                    } else {
+                        "KEEL_SCHEDULER_TIMEZONE with KEEL_SCHEDULES"
+                    };
+                    anyhow::anyhow!("{from} is invalid: {e}")
                 }
                 e => anyhow::anyhow!("KEEL_SCHEDULES is invalid: {e}"),
             })

@@ -146,3 +146,34 @@ fn bad_values_name_their_variable() {
         .to_string()
         .contains("KEEL_ENCRYPTION_KEY"));
 }
+
+/// A billing month moved out of UTC's month is blamed on the variable that set the zone: an
+/// override's own `@Zone` had been reported as `KEEL_SCHEDULER_TIMEZONE`, which was not set.
+#[test]
+fn a_utc_month_error_names_where_the_zone_came_from() {
+    let err = |timezone: &str, spec: Option<&str>| {
+        Settings {
+            scheduler_timezone: timezone.into(),
+            schedules: spec.map(|s| ScheduleOverrides::List(s.into())),
+            ..Settings::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string()
+    };
+    let own_zone = err("UTC", Some("monthly-billing-run=0 0 0 1 * *@Asia/Tokyo"));
+    assert!(
+        own_zone.starts_with("KEEL_SCHEDULES is invalid"),
+        "{own_zone}"
+    );
+    let default_zone = err("Asia/Tokyo", None);
+    assert!(
+        default_zone.starts_with("KEEL_SCHEDULER_TIMEZONE is invalid"),
+        "{default_zone}"
+    );
+    let both = err("Asia/Tokyo", Some("monthly-billing-run=0 0 1 1 * *"));
+    assert!(
+        both.starts_with("KEEL_SCHEDULER_TIMEZONE with KEEL_SCHEDULES is invalid"),
+        "{both}"
+    );
+}
