@@ -127,6 +127,15 @@ impl Schedules {
                     cron: cron.to_string(),
                     message: cron_error(cron, &e),
                 })?;
+            // `0 0 4 31 2 *` (31 February) or a year gone by parses, and the task would never
+            // run again without a word.
+            if schedule.after(&Utc::now()).next().is_none() {
+                return Err(ScheduleError::InvalidCron {
+                    task: task.to_string(),
+                    cron: cron.to_string(),
+                    message: "it never fires from now on (no future date matches it)".into(),
+                });
+            }
             let o = ScheduleOverride { schedule, timezone };
             if out.overrides.insert(task.to_string(), o).is_some() {
                 return Err(ScheduleError::Duplicate(task.to_string()));
@@ -281,6 +290,10 @@ mod tests {
             .starts_with("task \"housekeeping\": invalid cron expression"));
         let err = Schedules::new("UTC", [("housekeeping", "0 0 4 * * *@Nowhere")]).unwrap_err();
         assert!(err.to_string().contains("housekeeping") && err.to_string().contains("Nowhere"));
+        for never in ["0 0 4 31 2 *", "0 0 4 1 1 * 2020"] {
+            let err = Schedules::new("UTC", [("housekeeping", never)]).unwrap_err();
+            assert!(err.to_string().contains("never fires"), "{never}: {err}");
+        }
         let err = Schedules::new("UTC", [("a", "@daily"), ("a", "@hourly")]).unwrap_err();
         assert_eq!(err, ScheduleError::Duplicate("a".into()));
 
