@@ -140,6 +140,15 @@ async fn jobs_of(env: &TestEnv, kind: &str) -> Vec<(Uuid, Value)> {
         .unwrap()
 }
 
+/// The `month` of every `billing.monthly_run` job, in the order they were enqueued.
+async fn monthly_run_months(env: &TestEnv) -> Vec<Value> {
+    jobs_of(env, "billing.monthly_run")
+        .await
+        .into_iter()
+        .map(|(_, a)| a["month"].clone())
+        .collect()
+}
+
 async fn all_succeed(env: &TestEnv, kind: &str) -> Vec<Value> {
     let mut results = Vec::new();
     for (id, _) in jobs_of(env, kind).await {
@@ -214,11 +223,7 @@ async fn three_replicas_over_four_months_close_each_tenant_period_once_and_run_e
         .unwrap();
     assert_eq!(recorded, 12);
 
-    let months: Vec<Value> = jobs_of(&env, "billing.monthly_run")
-        .await
-        .into_iter()
-        .map(|(_, a)| a["month"].clone())
-        .collect();
+    let months = monthly_run_months(&env).await;
     assert_eq!(
         months,
         vec![
@@ -267,11 +272,7 @@ async fn a_run_by_hand_after_missed_months_runs_the_missed_months_first() {
         .await
         .unwrap()
         .expect("the run by hand");
-    let months: Vec<Value> = jobs_of(&env, "billing.monthly_run")
-        .await
-        .into_iter()
-        .map(|(_, a)| a["month"].clone())
-        .collect();
+    let months = monthly_run_months(&env).await;
     assert_eq!(
         months,
         ["2029-12", "2030-01", "2030-02", "2030-03", "2030-03"].map(|m| json!(m)),
@@ -305,11 +306,7 @@ async fn after_three_missed_month_boundaries_each_missed_month_runs_once() {
     assert_eq!(s.tick_at(back).await.unwrap(), 0);
     let restarted = scheduler(&env, tasks(&[]));
     assert_eq!(restarted.tick_at(back + Span::days(5)).await.unwrap(), 0);
-    let months: Vec<Value> = jobs_of(&env, "billing.monthly_run")
-        .await
-        .into_iter()
-        .map(|(_, a)| a["month"].clone())
-        .collect();
+    let months = monthly_run_months(&env).await;
     assert_eq!(
         months,
         vec![
