@@ -237,10 +237,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             let scheduler = keel.scheduler();
             let now = scheduler.now();
             let per_tenant = scheduler
-                .list(now)
-                .await?
+                .tasks()
                 .iter()
-                .any(|t| t.name == task && t.per_tenant);
+                .any(|t| t.name == task && t.is_per_tenant());
             match scheduler.run_once(&task, now).await? {
                 Some(job) => println!("enqueued {} job {} for task {task}", job.kind, job.id),
                 // A scan with no tenant due enqueues nothing; it had said "already recorded".

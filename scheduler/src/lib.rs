@@ -372,7 +372,7 @@ impl Scheduler {
                 last_tick: last.as_ref().map(|r| r.tick),
                 last_job_id: last.as_ref().and_then(|r| r.job_id),
                 last_job_status: last.and_then(|r| r.job_status),
-                per_tenant: matches!(task.job, TaskJob::PerTenant(_)),
+                per_tenant: task.is_per_tenant(),
             });
         }
         Ok(out)

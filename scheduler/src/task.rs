@@ -68,6 +68,11 @@ pub enum TaskJob {
 }
 
 impl Task {
+    /// A per-tenant scan: its ticks have no job of their own (it enqueues one per tenant due).
+    pub fn is_per_tenant(&self) -> bool {
+        matches!(self.job, TaskJob::PerTenant(_))
+    }
+
     /// A task from a cron expression with seconds: `sec min hour day-of-month month
     /// day-of-week [year]`, e.g. `0 15 3 * * *` for 03:15:00 daily, in UTC (see
     /// [`Self::with_schedule`]).
