@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates .sqlx/ (compile-time metadata of every sqlx::query! in models/) against a scratch
-# database with the migrations applied. Run after changing SQL or migrations; commit .sqlx/.
+# database with the migrations applied (SQLX_PREPARE_DB names it, so two checkouts can prepare at
+# once). Run after changing SQL or migrations; commit .sqlx/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-db=keel_sqlx_prepare
+db="${SQLX_PREPARE_DB:-keel_sqlx_prepare}"
 url="postgres://postgres@127.0.0.1:5432/$db"
 psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 for f in migrations/*.sql; do psql -h 127.0.0.1 -U postgres -d "$db" -q -v ON_ERROR_STOP=1 -f "$f"; done
