@@ -97,6 +97,27 @@ pub async fn entitlement(
     })
 }
 
+/// The plan and period looked up before a write transaction begins, for the reservations made
+/// in it. A refusal (402) is raised only where a job does reserve units: a batch of idempotent
+/// replays, or a retry that reserves nothing, is answered as before.
+pub struct Looked(Result<Entitlement, Option<ApiError>>);
+
+impl Looked {
+    pub async fn now(state: &AppState, tenant: Uuid, now: DateTime<Utc>) -> Self {
+        Self(entitlement(state, tenant, now).await.map_err(Some))
+    }
+
+    /// The entitlement, or the refusal the lookup met.
+    pub fn get(&mut self) -> Result<&Entitlement, ApiError> {
+        match &mut self.0 {
+            Ok(e) => Ok(e),
+            Err(refusal) => Err(refusal.take().unwrap_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("an entitlement refusal was raised twice"))
+            })),
+        }
+    }
+}
+
 /// 402 when a payment has been failing for longer than [`PAST_DUE_GRACE_DAYS`].
 async fn payments_within_grace(
     state: &AppState,
@@ -131,15 +152,19 @@ pub fn metered(state: &AppState, job: &NewJob) -> bool {
 /// Reserves a retried job's units again, in the caller's transaction (the one that moves it
 /// back to `queued`), when its reservation was released: it died, and succeeding now would
 /// otherwise use units no quota had allowed (in a period perhaps already billed). Like a
-/// submit, under the plan and period of `now`: 402 and 429 apply. A `failed` job still holds
-/// its reservation, and a job reserved nothing if metering was off when it was submitted.
+/// submit, under the plan and period the caller looked up for `now` ([`entitlement`], before
+/// its transaction began): 402 and 429 apply. A `failed` job still holds its reservation, and
+/// a job reserved nothing if metering was off when it was submitted.
 pub async fn reserve_again(
     state: &AppState,
     tx: &mut PgConnection,
-    tenant: Uuid,
+    e: &mut Looked,
     job: &keel_models::job::Job,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
+    let Some(tenant) = job.tenant_id else {
+        return Ok(());
+    };
     let again = NewJob {
         id: job.id,
         tenant_id: job.tenant_id,
@@ -159,31 +184,14 @@ pub async fn reserve_again(
     {
         return Ok(());
     }
-    reserve(state, tx, tenant, &again, now).await
+    reserve_under(state, tx, tenant, e.get()?, &again, now).await
 }
 
-/// Reserves the job's units inside the caller's transaction (which also inserts the job).
-/// Kinds the catalog does not meter cost nothing and are not recorded.
-pub async fn reserve(
-    state: &AppState,
-    tx: &mut PgConnection,
-    tenant: Uuid,
-    job: &NewJob,
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    if state
-        .billing
-        .catalog
-        .units_for(&job.kind, &job.args)
-        .is_none()
-    {
-        return Ok(());
-    }
-    let e = entitlement(state, tenant, now).await?;
-    reserve_under(state, tx, tenant, &e, job, now).await
-}
-
-/// [`reserve`] under an entitlement the caller looked up: a batch of jobs looks it up once.
+/// Reserves the job's units inside the caller's transaction (which also inserts the job), under
+/// the entitlement the caller looked up *before* it began that transaction: a lookup through
+/// the pool while the transaction holds a connection of the same pool is how forty concurrent
+/// submits had taken every connection and waited for one more. Kinds the catalog does not
+/// meter cost nothing and are not recorded; a batch looks the entitlement up once.
 pub async fn reserve_under(
     state: &AppState,
     tx: &mut PgConnection,

@@ -82,19 +82,23 @@ pub async fn submit(
         news.push(new);
     }
 
+    // The tenant's plan and period, looked up once for every metered item of the batch, and
+    // before the transaction holds a pooled connection (see `crate::tenant_gate`).
+    let _pass = state.gate.enter(tenant).await?;
+    let mut plan = if news.iter().any(|n| crate::metering::metered(&state, n)) {
+        Some(crate::metering::Looked::now(&state, tenant, chrono::Utc::now()).await)
+    } else {
+        None
+    };
     let mut tx = state.pool.begin().await?;
     let inserted = insert_in_key_order(&mut tx, &news).await?;
-    // The tenant's plan and period, looked up once for every metered item of the batch.
-    let mut entitlement = None;
     for (i, (new, row)) in news.iter().zip(&inserted).enumerate() {
         match row {
             Inserted::New(job) if crate::metering::metered(&state, new) => {
-                let e = match &entitlement {
-                    Some(e) => e,
-                    None => entitlement.insert(
-                        crate::metering::entitlement(&state, tenant, job.created_at).await?,
-                    ),
-                };
+                let e = plan
+                    .as_mut()
+                    .expect("looked up when any item is metered")
+                    .get()?;
                 crate::metering::reserve_under(&state, &mut tx, tenant, e, new, job.created_at)
                     .await
                     .map_err(|e| of_item(e, i))?;

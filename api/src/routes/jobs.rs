@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, TenantId};
+use crate::metering::Looked;
 use crate::routes::parse_id;
 use crate::routes::query;
 use crate::state::AppState;
@@ -104,11 +105,16 @@ pub(crate) async fn accept(
         .as_ref()
         .map(|_| (new.kind.clone(), new.args.clone()));
     let inserted = if metered {
-        // The job and the reservation of its units commit together or not at all.
+        // The job and the reservation of its units commit together or not at all. The plan is
+        // looked up before the transaction takes its connection, and the tenant's turn at the
+        // gate before that: see `crate::tenant_gate`.
+        let _pass = state.gate.enter(tenant).await?;
+        let mut plan = Looked::now(state, tenant, chrono::Utc::now()).await;
         let mut tx = state.pool.begin().await?;
         let inserted = ledger::insert(&mut tx, &new).await?;
         if let Inserted::New(job) = &inserted {
-            crate::metering::reserve(state, &mut tx, tenant, &new, job.created_at).await?;
+            let e = plan.get()?;
+            crate::metering::reserve_under(state, &mut tx, tenant, e, &new, job.created_at).await?;
         }
         tx.commit().await?;
         if let Inserted::New(job) = &inserted {
@@ -266,15 +272,24 @@ pub async fn retry(
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     let id = parse_id(&id, "job")?;
+    // What the retry's transaction needs from outside it is read first, so the transaction never
+    // waits for a second pooled connection (see `crate::tenant_gate`): as at submit, a `jira.*`
+    // job retried after Jira was disconnected could only die again, and a dead metered job
+    // reserves its units under the tenant's current plan. A job that changes between this read
+    // and the guarded update is answered from what the update finds.
+    let Some(current) = ledger::get_for_tenant(&state.pool, tenant, id).await? else {
+        return Err(ApiError::NotFound("job"));
+    };
+    if matches!(current.status, JobStatus::Dead | JobStatus::Failed) {
+        crate::routes::analyses::jira_connected(&state, tenant, &current.kind).await?;
+    }
+    let _pass = state.gate.enter(tenant).await?;
+    let now = chrono::Utc::now();
+    let mut plan = Looked::now(&state, tenant, now).await;
     let mut tx = state.pool.begin().await?;
     let retried = ledger::retry(&mut tx, tenant, id).await?;
     if let Some(job) = &retried {
-        // As at submit: a `jira.*` job retried after Jira was disconnected could only die again.
-        if let Err(e) = crate::routes::analyses::jira_connected(&state, tenant, &job.kind).await {
-            tx.rollback().await?;
-            return Err(e);
-        }
-        crate::metering::reserve_again(&state, &mut tx, tenant, job, chrono::Utc::now()).await?;
+        crate::metering::reserve_again(&state, &mut tx, &mut plan, job, now).await?;
         tx.commit().await?;
     } else {
         tx.rollback().await?;
