@@ -209,7 +209,11 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                     anyhow::anyhow!("cannot listen on {addr} (KEEL_WORKER_METRICS_ADDR): {e}")
                 })?;
                 tracing::info!(%addr, "worker metrics on /metrics");
-                tokio::spawn(keel_api::metrics::serve(listener, shutdown.clone()));
+                tokio::spawn(keel_api::metrics::serve(
+                    listener,
+                    keel.settings.metrics_token.clone(),
+                    shutdown.clone(),
+                ));
             }
             keel.worker(config).run_until_stopped(shutdown).await;
             Ok(())

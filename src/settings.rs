@@ -49,6 +49,29 @@ pub struct Settings {
     /// default 30 s; a long poll's `wait` comes on top). See `keel_api::deadline`.
     #[serde(deserialize_with = "whole::number")]
     pub api_request_timeout_ms: u64,
+    /// HTTP server bounds (`KEEL_HTTP_*`, see `keel_api::serve`): a new connection, or one that
+    /// began a request, must send the whole request head within the header timeout; a kept-alive
+    /// connection with no request is closed after the idle timeout; a request's body must arrive
+    /// within the body timeout; past the connection limit the server stops accepting.
+    #[serde(deserialize_with = "whole::number")]
+    pub http_header_timeout_ms: u64,
+    #[serde(deserialize_with = "whole::number")]
+    pub http_idle_timeout_ms: u64,
+    #[serde(deserialize_with = "whole::number")]
+    pub http_body_timeout_ms: u64,
+    #[serde(deserialize_with = "whole::number")]
+    pub http_max_connections: usize,
+    /// Write transactions (metered submits, batches, retries) one tenant may have open at once
+    /// in one API process, and how many more may wait for one before the next is answered 429
+    /// (`keel_api::tenant_gate`).
+    #[serde(deserialize_with = "whole::number")]
+    pub api_tenant_concurrent_writes: usize,
+    #[serde(deserialize_with = "whole::number")]
+    pub api_tenant_queued_writes: usize,
+    /// Bearer token `/metrics` requires (`KEEL_METRICS_TOKEN`); unset: open to whoever reaches it.
+    pub metrics_token: Option<SecretString>,
+    /// Serve the API's `/metrics` on this address instead of `KEEL_API_ADDR`.
+    pub metrics_addr: Option<SocketAddr>,
     pub admin_token: Option<SecretString>,
     /// AES-256-GCM key(s): `id:base64[,id:base64…]`, first is primary.
     pub encryption_key: Option<SecretString>,
@@ -143,6 +166,14 @@ impl Default for Settings {
             redis_window: 10_000,
             api_addr: "127.0.0.1:8080".parse().unwrap(),
             api_request_timeout_ms: 30_000,
+            http_header_timeout_ms: 10_000,
+            http_idle_timeout_ms: 30_000,
+            http_body_timeout_ms: 30_000,
+            http_max_connections: 4096,
+            api_tenant_concurrent_writes: 4,
+            api_tenant_queued_writes: 256,
+            metrics_token: None,
+            metrics_addr: None,
             admin_token: None,
             encryption_key: None,
             allow_private_networks: false,
@@ -312,6 +343,18 @@ impl Settings {
                 }
                 e => anyhow::anyhow!("KEEL_SCHEDULES is invalid: {e}"),
             })
+    }
+
+    /// The HTTP server's bounds.
+    pub fn server_limits(&self) -> keel_api::serve::ServerLimits {
+        keel_api::serve::ServerLimits {
+            timeouts: keel_api::serve::Timeouts {
+                header: Duration::from_millis(self.http_header_timeout_ms),
+                idle: Duration::from_millis(self.http_idle_timeout_ms),
+                body: Duration::from_millis(self.http_body_timeout_ms),
+            },
+            max_connections: self.http_max_connections,
+        }
     }
 
     pub fn worker_config(&self) -> WorkerConfig {

@@ -107,6 +107,8 @@ impl Keel {
             services: self.services.clone(),
             admin_token: Arc::new(self.settings.admin_token()),
             metrics: keel_api::metrics::handle(),
+            metrics_token: self.settings.metrics_token.clone(),
+            gauges: Default::default(),
             billing: Arc::new(keel_api::state::BillingConfig {
                 catalog: keel_api::billing::catalog::global(),
                 webhook_secrets: self.settings.stripe_webhook_secret_list(),
@@ -118,11 +120,21 @@ impl Keel {
                 self.settings.rate_limits,
             )),
             keys: Default::default(),
+            gate: keel_api::tenant_gate::TenantGate::new(
+                self.settings.api_tenant_concurrent_writes,
+                self.settings.api_tenant_queued_writes,
+            ),
             submitter: keel_jobs::submitter::Submitter::spawn(self.pool.clone(), self.lane.clone()),
             waits: keel_api::waits::JobWaits::new(self.pool.clone()),
             request_deadline: Duration::from_millis(self.settings.api_request_timeout_ms),
         });
-        Application::build(self.settings.api_addr, state).await
+        let app =
+            Application::build_with(self.settings.api_addr, state, self.settings.server_limits())
+                .await?;
+        match self.settings.metrics_addr {
+            Some(addr) => app.with_metrics_on(addr).await,
+            None => Ok(app),
+        }
     }
 
     /// The Stripe API client when `KEEL_STRIPE_SECRET_KEY` is set (Stripe mode).

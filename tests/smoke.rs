@@ -341,7 +341,11 @@ async fn worker_metrics_endpoint_serves_the_job_duration_histogram() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(keel_api::metrics::serve(listener, env.shutdown.clone()));
+    tokio::spawn(keel_api::metrics::serve(
+        listener,
+        None,
+        env.shutdown.clone(),
+    ));
     let body = env
         .http
         .get(format!("http://{addr}/metrics"))

@@ -48,10 +48,15 @@ pub async fn within(State(state): State<AppState>, req: Request, next: Next) -> 
     }
 }
 
-/// The long-poll time a request asks for (`wait=N`, capped as the route caps it). Any route
-/// other than `GET /api/jobs/{id}` refuses the parameter, and a malformed one is refused before
-/// the handler waits, so reading it leniently here gives nothing away.
+/// The long-poll time a request asks for (`wait=N`, capped as the route caps it), on `GET`
+/// only: no other method has a route that waits, and a `POST …?wait=600` had been given ten more
+/// minutes to hold its connection and task. Any route other than `GET /api/jobs/{id}` refuses
+/// the parameter, and a malformed one is refused before the handler waits, so reading it
+/// leniently here gives nothing away.
 fn waiting(req: &Request) -> Duration {
+    if req.method() != axum::http::Method::GET {
+        return Duration::ZERO;
+    }
     let secs = req
         .uri()
         .query()
@@ -61,4 +66,37 @@ fn waiting(req: &Request) -> Duration {
         .and_then(|(_, value)| value.parse::<u64>().ok())
         .map_or(0, |s| s.min(MAX_WAIT_SECS));
     Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, uri: &str) -> Request {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn only_a_get_waits_and_never_past_the_cap() {
+        assert_eq!(
+            waiting(&request("GET", "/api/jobs/x?wait=5")),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            waiting(&request("GET", "/api/jobs/x?wait=999999")),
+            Duration::from_secs(MAX_WAIT_SECS)
+        );
+        assert_eq!(
+            waiting(&request("POST", "/api/jobs?wait=30")),
+            Duration::ZERO
+        );
+        assert_eq!(
+            waiting(&request("DELETE", "/api/keys/x?wait=30")),
+            Duration::ZERO
+        );
+    }
 }

@@ -25,6 +25,9 @@ pub enum ApiError {
         message: String,
         details: Value,
     },
+    /// The request (its body) did not arrive in time (`crate::body_deadline`).
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -118,6 +121,9 @@ impl ApiError {
             ),
             ApiError::Conflict { code, details, .. } => {
                 (StatusCode::CONFLICT, code, details.clone())
+            }
+            ApiError::RequestTimeout(_) => {
+                (StatusCode::REQUEST_TIMEOUT, "request_timeout", Value::Null)
             }
             ApiError::PayloadTooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -226,6 +232,7 @@ pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Ne
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
         s if s.is_server_error() => "internal",

@@ -4,8 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -13,7 +12,6 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::BODY_LIMIT;
 
 /// A JSON object body. Malformed JSON → 400; valid JSON of the wrong shape (or not an
 /// object) → 422 naming the field;
@@ -43,16 +41,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "send the body as JSON with `Content-Type: application/json`".into(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
-            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge { limit: BODY_LIMIT }
-            } else {
-                ApiError::BadRequest {
-                    code: "bad_request",
-                    message: format!("could not read the body: {rej}"),
-                }
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(crate::body_deadline::unreadable)?;
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
                 code: "malformed_json",
@@ -167,14 +158,38 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let given = bearer(parts).ok_or(ApiError::Unauthorized("admin token"))?;
-        // Comparing digests: equal-length inputs, so timing reveals nothing about the token.
-        let want = Sha256::digest(state.admin_token.expose_secret().as_bytes());
-        let got = Sha256::digest(given.as_bytes());
-        if want == got {
+        if token_matches(&state.admin_token, bearer(parts)) {
             Ok(Admin)
         } else {
             Err(ApiError::Unauthorized("admin token"))
         }
     }
+}
+
+/// Whoever may read `/metrics`: anyone, or with `KEEL_METRICS_TOKEN` set, a caller presenting
+/// it as a bearer token (the metrics name tenants' job kinds and volumes).
+pub struct MetricsReader;
+
+impl<S: Send + Sync> FromRequestParts<S> for MetricsReader
+where
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        match &state.metrics_token {
+            None => Ok(MetricsReader),
+            Some(token) if token_matches(token, bearer(parts)) => Ok(MetricsReader),
+            Some(_) => Err(ApiError::Unauthorized("metrics token")),
+        }
+    }
+}
+
+/// Whether `given` is the secret `want`. Digests are compared, so the comparison's time says
+/// nothing about the secret.
+pub fn token_matches(want: &SecretString, given: Option<&str>) -> bool {
+    given.is_some_and(|given| {
+        Sha256::digest(want.expose_secret().as_bytes()) == Sha256::digest(given.as_bytes())
+    })
 }

@@ -48,17 +48,31 @@ pub fn handle() -> PrometheusHandle {
 }
 
 /// Serves this process's metrics alone on `GET /metrics` (for `keel worker` processes, which
-/// have no API; the ledger-wide gauges are on the API's `/metrics`).
+/// have no API; the ledger-wide gauges are on the API's `/metrics`), behind `token` when one is
+/// set (`KEEL_METRICS_TOKEN`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    token: Option<secrecy::SecretString>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     let handle = handle();
     let app = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(move || {
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
             let handle = handle.clone();
+            let token = token.clone();
             async move {
+                use axum::response::IntoResponse;
+                if let Some(token) = &token {
+                    let given = headers
+                        .get(axum::http::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer "));
+                    if !crate::extract::token_matches(token, given) {
+                        return crate::error::ApiError::Unauthorized("metrics token")
+                            .into_response();
+                    }
+                }
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
@@ -66,12 +80,17 @@ pub async fn serve(
                     )],
                     handle.render(),
                 )
+                    .into_response()
             }
         }),
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    crate::serve::serve(
+        listener,
+        app,
+        crate::serve::ServerLimits::default(),
+        shutdown,
+    )
+    .await
 }
 
 /// The method as a label: HTTP's own methods by name, any other as `other`. Clients choose

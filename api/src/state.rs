@@ -35,6 +35,10 @@ pub struct Shared {
     pub services: Arc<Services>,
     pub admin_token: Arc<SecretString>,
     pub metrics: PrometheusHandle,
+    /// `KEEL_METRICS_TOKEN`: when set, `/metrics` takes it as a bearer token.
+    pub metrics_token: Option<SecretString>,
+    /// The ledger-derived gauges of `/metrics`, reused for a few seconds.
+    pub gauges: crate::routes::GaugeCache,
     /// Plan catalog and Stripe settings (issue #5).
     pub billing: Arc<BillingConfig>,
     /// The scheduler's task list, for `GET /admin/schedules` (this copy never runs a pass).
@@ -43,6 +47,8 @@ pub struct Shared {
     pub limits: Arc<crate::rate_limit::Limits>,
     /// API keys looked up recently (see [`crate::key_cache`]).
     pub keys: Arc<crate::key_cache::KeyCache>,
+    /// Bounds each tenant's write transactions in flight (see [`crate::tenant_gate`]).
+    pub gate: crate::tenant_gate::TenantGate,
     /// Batches concurrent standalone submits into one insert and commit.
     pub submitter: keel_jobs::submitter::Submitter,
     /// Requests waiting for their jobs to end (`GET /api/jobs/{id}?wait=N`).

@@ -59,6 +59,42 @@ impl Settings {
                 600_000,
             ),
             (
+                "KEEL_HTTP_HEADER_TIMEOUT_MS",
+                self.http_header_timeout_ms,
+                100,
+                600_000,
+            ),
+            (
+                "KEEL_HTTP_IDLE_TIMEOUT_MS",
+                self.http_idle_timeout_ms,
+                100,
+                DAY_MS,
+            ),
+            (
+                "KEEL_HTTP_BODY_TIMEOUT_MS",
+                self.http_body_timeout_ms,
+                100,
+                600_000,
+            ),
+            (
+                "KEEL_HTTP_MAX_CONNECTIONS",
+                self.http_max_connections as u64,
+                1,
+                1_000_000,
+            ),
+            (
+                "KEEL_API_TENANT_CONCURRENT_WRITES",
+                self.api_tenant_concurrent_writes as u64,
+                1,
+                1_000,
+            ),
+            (
+                "KEEL_API_TENANT_QUEUED_WRITES",
+                self.api_tenant_queued_writes as u64,
+                0,
+                100_000,
+            ),
+            (
                 "KEEL_REDISPATCH_AFTER_MS",
                 self.redispatch_after_ms,
                 1,
@@ -100,6 +136,13 @@ impl Settings {
             if self.encryption_key.is_none() {
                 anyhow::bail!("KEEL_ENCRYPTION_KEY must be set when KEEL_ENV=production");
             }
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().len() < 16)
+        {
+            anyhow::bail!("KEEL_METRICS_TOKEN must be at least 16 characters");
         }
         if let Some(t) = &self.admin_token {
             if t.expose_secret().len() < 16 {

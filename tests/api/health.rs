@@ -135,3 +135,77 @@ async fn job_counts_for_metrics_do_not_scan_the_table() {
     assert_eq!(n(JobStatus::Succeeded), None);
     assert_eq!(scanned, 0, "the counts scanned the 50,000-row table");
 }
+
+/// With `KEEL_METRICS_TOKEN` set, `/metrics` takes it as a bearer token; without it or with
+/// another one it answers 401 in the API's error shape.
+#[tokio::test]
+async fn metrics_can_require_a_bearer_token() {
+    let token = "metrics-token-0123456789";
+    let env = TestEnv::with(|s| s.metrics_token = Some(token.into())).await;
+    let scrape = |auth: Option<&str>| {
+        let mut req = env.http.get(env.url("/metrics"));
+        if let Some(t) = auth {
+            req = req.bearer_auth(t);
+        }
+        async move { read(req.send().await.unwrap()).await }
+    };
+    let (status, body) = scrape(None).await;
+    assert_error(status, &body, 401, "unauthorized");
+    let (status, body) = scrape(Some("metrics-token-wrong!!!!!")).await;
+    assert_error(status, &body, 401, "unauthorized");
+    let resp = env
+        .http
+        .get(env.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("keel_queue_backlog"));
+}
+
+/// With `KEEL_METRICS_ADDR` set, `/metrics` is served there (ledger gauges included) and not on
+/// the API's address, so the API can face the internet while metrics stay inside.
+#[tokio::test]
+async fn metrics_can_listen_on_an_address_of_their_own() {
+    let env = TestEnv::with(|s| s.metrics_addr = Some("127.0.0.1:0".parse().unwrap())).await;
+    let (status, body) = read(env.http.get(env.url("/metrics")).send().await.unwrap()).await;
+    assert_error(status, &body, 404, "not_found");
+    let own = env.metrics_base.clone().expect("a metrics address");
+    let resp = env.http.get(format!("{own}/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("keel_queue_backlog"));
+    // The API itself is unaffected.
+    let (status, _) = read(env.http.get(env.url("/health")).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+}
+
+/// The ledger's gauges come from aggregate queries: a scrape within a few seconds of the last
+/// one reuses them instead of counting the ledger again.
+#[tokio::test]
+async fn ledger_gauges_are_reused_between_close_scrapes() {
+    let env = TestEnv::new().await;
+    let (_, key, _) = env.tenant("acme").await;
+    let later = json!({"kind": "noop", "args": {}, "run_at": "2099-01-01T00:00:00Z"});
+    env.submit_ok(&key, later.clone()).await;
+    let queued = |text: &str, n: usize| {
+        text.lines()
+            .any(|l| l.trim() == format!(r#"keel_jobs{{kind="noop",status="queued"}} {n}"#))
+    };
+    let scrape = || async {
+        let resp = env.http.get(env.url("/metrics")).send().await.unwrap();
+        resp.text().await.unwrap()
+    };
+    let t0 = std::time::Instant::now();
+    let first = scrape().await;
+    assert!(queued(&first, 1), "{first}");
+    env.submit_ok(&key, later).await;
+    let second = scrape().await;
+    if t0.elapsed() < keel_api::routes::LEDGER_GAUGES_TTL {
+        assert!(queued(&second, 1), "counted again within the TTL: {second}");
+    }
+    // Once the TTL has passed, the new job is counted.
+    tokio::time::sleep(keel_api::routes::LEDGER_GAUGES_TTL).await;
+    let third = scrape().await;
+    assert!(queued(&third, 2), "{third}");
+}

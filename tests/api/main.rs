@@ -15,6 +15,8 @@ mod idempotency;
 mod isolation;
 mod lifecycle;
 mod listing;
+mod overload;
+mod server_limits;
 mod tenants;
 mod waiting;
 

@@ -60,6 +60,8 @@ pub struct TestEnv {
     pub db: String,
     pub prefix: String,
     pub base: String,
+    /// `http://addr` of `/metrics` when the settings give it an address of its own.
+    pub metrics_base: Option<String>,
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
     children: Vec<Child>,
@@ -90,6 +92,7 @@ impl TestEnv {
         let shutdown = CancellationToken::new();
         let api = keel.api().await.expect("bind API");
         let base = format!("http://127.0.0.1:{}", api.port());
+        let metrics_base = api.metrics_addr().map(|a| format!("http://{a}"));
         let stop = shutdown.clone();
         let api = tokio::spawn(async move {
             let _ = api.run_until_stopped(stop).await;
@@ -99,6 +102,7 @@ impl TestEnv {
             db,
             prefix,
             base,
+            metrics_base,
             http: reqwest::Client::new(),
             shutdown,
             children: Vec::new(),

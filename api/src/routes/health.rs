@@ -46,9 +46,44 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Val
     })
 }
 
-/// Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+/// How long the ledger-derived gauges of `/metrics` are reused. They come from aggregate queries
+/// over the jobs table; run per scrape, every Prometheus replica (and anyone who can reach the
+/// endpoint) made the database count the ledger again.
+pub const LEDGER_GAUGES_TTL: Duration = Duration::from_secs(5);
+
+/// The ledger-derived part of `/metrics`, computed at most once per [`LEDGER_GAUGES_TTL`]
+/// however many scrapes arrive (concurrent ones wait for the one computing it).
+#[derive(Default)]
+pub struct GaugeCache(tokio::sync::Mutex<Option<(std::time::Instant, String)>>);
+
+/// Prometheus text format: this process's recorder, then the ledger's gauges (cached). With
+/// `KEEL_METRICS_TOKEN` set it takes `Authorization: Bearer <token>`.
+pub async fn metrics(
+    _: crate::extract::MetricsReader,
+    State(state): State<AppState>,
+) -> Result<impl IntoResponse, ApiError> {
     let mut out = state.metrics.render();
+    {
+        let mut cached = state.gauges.0.lock().await;
+        match &*cached {
+            Some((at, text)) if at.elapsed() < LEDGER_GAUGES_TTL => out.push_str(text),
+            _ => {
+                let text = ledger_gauges(&state).await?;
+                out.push_str(&text);
+                *cached = Some((std::time::Instant::now(), text));
+            }
+        }
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    ))
+}
+
+/// Jobs by kind and status, the backlog and the Redis window per queue.
+async fn ledger_gauges(state: &AppState) -> Result<String, ApiError> {
+    let mut out = String::new();
     let counts = keel_models::job::counts_except_succeeded(&state.pool).await?;
     out.push_str(
         "# HELP keel_jobs Jobs in the ledger by kind and status, every status but succeeded.\n# TYPE keel_jobs gauge\n",
@@ -90,9 +125,5 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
             let _ = writeln!(out, "keel_queue_redis_entries{{queue=\"{queue}\"}} {n}");
         }
     }
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    ))
+    Ok(out)
 }

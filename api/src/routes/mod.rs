@@ -20,11 +20,14 @@ use axum::Router;
 
 use crate::state::AppState;
 
+pub use health::{GaugeCache, LEDGER_GAUGES_TTL};
+
+/// The API's routes; `/metrics` is added by [`metrics_router`], on the API's address or on an
+/// address of its own (`KEEL_METRICS_ADDR`).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
         .route("/api/tenants", post(tenants::create))
         .route("/api/tenant", get(tenants::me))
         .route(
@@ -77,6 +80,11 @@ pub fn router() -> Router<AppState> {
         )
         .fallback(|| async { crate::error::ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { crate::error::ApiError::MethodNotAllowed })
+}
+
+/// `GET /metrics` alone.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(health::metrics))
 }
 
 /// Parses a path id; a malformed one is a 400 that says so.
