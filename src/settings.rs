@@ -33,6 +33,13 @@ pub const DEV_ADMIN_TOKEN: &str = "keel-dev-admin-token";
 pub const DEV_ENCRYPTION_KEY: &str = "dev:a2VlbC1kZXZlbG9wbWVudC1rZXktbm90LXNlY3JldCE=";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/keel";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The variables read besides `KEEL_*`.
+const CONVENTIONAL: [&str; 4] = [
+    "DATABASE_URL",
+    "REDIS_URL",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -194,7 +201,20 @@ impl Default for Settings {
 impl Settings {
     /// Loads from the file and the environment.
     pub fn load() -> anyhow::Result<Self> {
-        Self::load_from(std::env::vars().collect())
+        let mut env = config::Map::new();
+        for (key, value) in std::env::vars_os() {
+            let Ok(key) = key.into_string() else { continue };
+            match value.into_string() {
+                Ok(value) => {
+                    env.insert(key, value);
+                }
+                Err(_) if key.starts_with("KEEL_") || CONVENTIONAL.contains(&key.as_str()) => {
+                    anyhow::bail!("invalid configuration: {key} is not valid UTF-8")
+                }
+                Err(_) => {}
+            }
+        }
+        Self::load_from(env)
     }
 
     /// [`Self::load`] with `env` as the environment (tests give their own).
