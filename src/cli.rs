@@ -55,6 +55,34 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
+    /// Stored secrets (webhook signing secrets, Jira API tokens).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+impl Command {
+    /// Whether the command uses the admin token or the encryption key: all but `migrate` and
+    /// `model pull`. Those that do refuse the development ones when any configured listener is
+    /// beyond loopback ([`Settings::check_dev_secrets`]) — every configured one, not only those
+    /// the command binds: the processes of one deployment share the key, and a worker or a
+    /// `tenant create` next to a public API is part of a public deployment.
+    pub fn uses_secrets(&self) -> bool {
+        !matches!(self, Command::Migrate | Command::Model { .. })
+    }
+}
+
+#[derive(Subcommand)]
+pub enum SecretsCommand {
+    /// Re-seal every stored secret under the first (primary) key of KEEL_ENCRYPTION_KEY, bound
+    /// to its tenant and field; prints counts per field. Safe to re-run and while Keel runs.
+    /// Once it reports nothing unreadable, older keys can be removed from KEEL_ENCRYPTION_KEY.
+    Rotate {
+        /// Rows read per batch.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch_size: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,6 +173,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             println!("select it with KEEL_SENTIMENT_MODEL={spec}");
             Ok(())
         }
+        Command::Secrets {
+            command: SecretsCommand::Rotate { batch_size },
+        } => crate::secrets::rotate(&settings, batch_size).await,
         Command::Migrate => {
             keel_models::db::create_database_if_missing(&settings.database_url).await?;
             let pool = keel_models::db::connect(&settings.database_url, 2).await?;

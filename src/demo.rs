@@ -60,7 +60,10 @@ pub async fn start(keel: &Keel) -> anyhow::Result<Demo> {
     .await?;
     tx.commit().await?;
     let (_, key) = keel_models::tenant::create_key(&keel.pool, tenant_id).await?;
-    let sealed = keel.services.secrets.seal(DEMO_TOKEN);
+    let sealed =
+        keel.services
+            .secrets
+            .seal(keel_models::crypto::Field::JiraToken, tenant_id, DEMO_TOKEN);
     keel_models::jira::upsert_connection(
         &keel.pool,
         tenant_id,

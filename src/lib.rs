@@ -4,7 +4,9 @@
 //! - [`settings`]: typed, layered configuration.
 //! - [`startup`]: [`startup::Keel`] connects Postgres and Redis once and builds the API,
 //!   workers and scheduler from them.
-//! - [`cli`]: the subcommands (`up`, `api`, `worker`, `scheduler`, `migrate`, `tenant`).
+//! - [`cli`]: the subcommands (`up`, `api`, `worker`, `scheduler`, `migrate`, `tenant`,
+//!   `model`, `secrets`).
+//! - [`secrets`]: `keel secrets rotate`.
 //! - [`demo`]: `keel up --demo`, a sample Jira on loopback and a demo tenant connected to it.
 //! - [`telemetry`]: tracing set-up.
 #![forbid(unsafe_code)]
@@ -12,6 +14,7 @@
 pub mod cli;
 pub mod demo;
 pub mod runtime;
+pub mod secrets;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

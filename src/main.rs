@@ -6,7 +6,13 @@ use clap::Parser;
 
 fn main() {
     let cli = keel::cli::Cli::parse();
-    let settings = match keel::settings::Settings::load() {
+    let settings = keel::settings::Settings::load().and_then(|s| {
+        if cli.command.uses_secrets() {
+            s.check_dev_secrets(&s.listeners())?;
+        }
+        Ok(s)
+    });
+    let settings = match settings {
         Ok(s) => s,
         Err(e) => {
             eprintln!("keel: {e}");

@@ -1,9 +1,12 @@
 //! Typed settings, loaded once: defaults < optional TOML file (`KEEL_CONFIG`, else `keel.toml`
-//! when present) < environment (`KEEL_*`, plus `DATABASE_URL` and `REDIS_URL`). Secrets are
+//! when present) < environment (`KEEL_*`, plus `DATABASE_URL` and `REDIS_URL`, and
+//! `STRIPE_SECRET_KEY` / `STRIPE_WEBHOOK_SECRET` where the `KEEL_` names are unset). Secrets are
 //! [`SecretString`]s (never printed). [`Settings::validate`] names the variable at fault.
 //!
 //! - `checks`: the values' ranges and rules, and the development-default warnings.
 //! - `file_keys`: the names a configuration file may use (an unknown one is refused).
+//! - `safety`: what Keel refuses beyond loopback and in production (development secrets, free
+//!   local billing, private networks).
 //! - `whole`: whole-number settings read strictly (no rounding of `1.5`, no `yes` as 1).
 
 use std::collections::BTreeMap;
@@ -17,6 +20,7 @@ use serde::Deserialize;
 
 mod checks;
 mod file_keys;
+mod safety;
 #[cfg(test)]
 mod tests;
 mod whole;
@@ -29,6 +33,13 @@ pub const DEV_ADMIN_TOKEN: &str = "keel-dev-admin-token";
 pub const DEV_ENCRYPTION_KEY: &str = "dev:a2VlbC1kZXZlbG9wbWVudC1rZXktbm90LXNlY3JldCE=";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/keel";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The variables read besides `KEEL_*`.
+const CONVENTIONAL: [&str; 4] = [
+    "DATABASE_URL",
+    "REDIS_URL",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -73,14 +84,23 @@ pub struct Settings {
     /// Serve the API's `/metrics` on this address instead of `KEEL_API_ADDR`.
     pub metrics_addr: Option<SocketAddr>,
     pub admin_token: Option<SecretString>,
-    /// AES-256-GCM key(s): `id:base64[,id:base64…]`, first is primary.
+    /// AES-256-GCM key(s): `id:key[,id:key…]`, first is primary; a key is 32 bytes as 64 hex
+    /// characters or base64 (see `keel_models::crypto::SecretBox::from_config`).
     pub encryption_key: Option<SecretString>,
     /// Let webhooks reach loopback/private addresses (tests, on-prem receivers).
     pub allow_private_networks: bool,
-    /// Stripe secret API key (`KEEL_STRIPE_SECRET_KEY`); unset: billing runs in local mode
+    /// The acknowledgement `KEEL_ALLOW_PRIVATE_NETWORKS` needs with `KEEL_ENV=production`
+    /// (`KEEL_ALLOW_PRIVATE_NETWORKS_IN_PRODUCTION=true`).
+    pub allow_private_networks_in_production: bool,
+    /// `stripe` or `local` (`KEEL_BILLING_MODE`); unset: `stripe` when a Stripe key is set,
+    /// else `local` — which production refuses unless it is set explicitly, since local mode
+    /// grants plans and credit packs for free.
+    pub billing_mode: Option<String>,
+    /// Stripe secret API key (`KEEL_STRIPE_SECRET_KEY`, else `STRIPE_SECRET_KEY`); unset: billing runs in local mode
     /// (plan changes and credit packs apply at once, answers say `"mode": "local"`).
     pub stripe_secret_key: Option<SecretString>,
-    /// Stripe webhook endpoint secrets, comma-separated (`KEEL_STRIPE_WEBHOOK_SECRETS`): a
+    /// Stripe webhook endpoint secrets, comma-separated (`KEEL_STRIPE_WEBHOOK_SECRETS`, else
+    /// `STRIPE_WEBHOOK_SECRET`): a
     /// signature matching any of them is accepted, so a secret can be rotated without downtime.
     pub stripe_webhook_secrets: Option<SecretString>,
     /// Stripe API base URL (`KEEL_STRIPE_API_BASE`), for a fake Stripe in tests.
@@ -177,6 +197,8 @@ impl Default for Settings {
             admin_token: None,
             encryption_key: None,
             allow_private_networks: false,
+            allow_private_networks_in_production: false,
+            billing_mode: None,
             stripe_secret_key: None,
             stripe_webhook_secrets: None,
             stripe_api_base: None,
@@ -210,15 +232,34 @@ impl Default for Settings {
 impl Settings {
     /// Loads from the file and the environment.
     pub fn load() -> anyhow::Result<Self> {
+        let mut env = config::Map::new();
+        for (key, value) in std::env::vars_os() {
+            let Ok(key) = key.into_string() else { continue };
+            match value.into_string() {
+                Ok(value) => {
+                    env.insert(key, value);
+                }
+                Err(_) if key.starts_with("KEEL_") || CONVENTIONAL.contains(&key.as_str()) => {
+                    anyhow::bail!("invalid configuration: {key} is not valid UTF-8")
+                }
+                Err(_) => {}
+            }
+        }
+        Self::load_from(env)
+    }
+
+    /// [`Self::load`] with `env` as the environment (tests give their own).
+    pub fn load_from(env: config::Map<String, String>) -> anyhow::Result<Self> {
         // One line: a TOML parse error quotes the file with a caret under the fault.
         let one_line = |e: config::ConfigError| {
             let e = e.to_string();
             let e: Vec<&str> = e.split_whitespace().collect();
             anyhow::anyhow!("invalid configuration: {}", e.join(" "))
         };
-        let file = match std::env::var("KEEL_CONFIG") {
-            Ok(path) => config::File::with_name(&path).required(true),
-            Err(_) => config::File::with_name("keel.toml").required(false),
+        let var = |name: &str| env.get(name).cloned();
+        let file = match var("KEEL_CONFIG") {
+            Some(path) => config::File::with_name(&path).required(true),
+            None => config::File::with_name("keel.toml").required(false),
         };
         // A misspelt key in the file (`worker_concurency = 4`) had been ignored without a word.
         // The environment is not checked: it holds every other `KEEL_*` variable too.
@@ -244,10 +285,31 @@ impl Settings {
                 config::Environment::with_prefix("KEEL")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("worker_queues"),
+                    .with_list_parse_key("worker_queues")
+                    .source(Some(env.clone())),
             )
-            .set_override_option("database_url", std::env::var("DATABASE_URL").ok())?
-            .set_override_option("redis_url", std::env::var("REDIS_URL").ok())?;
+            .set_override_option("database_url", var("DATABASE_URL"))?
+            .set_override_option("redis_url", var("REDIS_URL"))?;
+        // Stripe's conventional names, where the `KEEL_` ones are unset (an empty value, as
+        // compose passes an unset one, counts as unset).
+        let mut builder = builder;
+        for (keel, conventional, field) in [
+            (
+                "KEEL_STRIPE_SECRET_KEY",
+                "STRIPE_SECRET_KEY",
+                "stripe_secret_key",
+            ),
+            (
+                "KEEL_STRIPE_WEBHOOK_SECRETS",
+                "STRIPE_WEBHOOK_SECRET",
+                "stripe_webhook_secrets",
+            ),
+        ] {
+            if var(keel).is_none() {
+                let value = var(conventional).filter(|v| !v.trim().is_empty());
+                builder = builder.set_override_option(field, value)?;
+            }
+        }
         let settings: Settings = builder
             .build()
             .map_err(one_line)?

@@ -136,7 +136,11 @@ async fn connecting_jira_checks_credentials_and_seals_the_token() {
         env.keel
             .services
             .secrets
-            .open(&stored.token_sealed)
+            .open(
+                keel_models::crypto::Field::JiraToken,
+                tenant,
+                &stored.token_sealed
+            )
             .unwrap(),
         TOKEN
     );

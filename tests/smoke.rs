@@ -406,3 +406,194 @@ fn the_docker_image_uses_a_rust_every_locked_crate_accepts() {
         "Dockerfile has rust:{image}; {too_new:?}"
     );
 }
+
+/// Off loopback the public development secrets are refused: the Docker image's default
+/// (`keel up` on 0.0.0.0, `KEEL_ENV` unset) had granted `POST /api/tenants` to the token in
+/// this repository. Exit code 2, one line naming both variables, before anything connects.
+#[test]
+fn beyond_loopback_keel_refuses_to_start_without_its_secrets() {
+    let keel = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(args)
+            .env_remove("KEEL_ADMIN_TOKEN")
+            .env_remove("KEEL_ENCRYPTION_KEY")
+            .env_remove("KEEL_ENV")
+            .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere")
+            .env("RUST_LOG", "off")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for (args, env, var) in [
+        (
+            &["up"][..],
+            &[("KEEL_API_ADDR", "0.0.0.0:0")][..],
+            "KEEL_API_ADDR=0.0.0.0:0",
+        ),
+        (
+            &["api"],
+            &[("KEEL_API_ADDR", "[::]:0")],
+            "KEEL_API_ADDR=[::]:0",
+        ),
+        (
+            &["worker"],
+            &[("KEEL_WORKER_METRICS_ADDR", "0.0.0.0:0")],
+            "KEEL_WORKER_METRICS_ADDR=0.0.0.0:0",
+        ),
+        (
+            &["tenant", "create", "--name", "x"],
+            &[("KEEL_API_ADDR", "0.0.0.0:0")],
+            "KEEL_API_ADDR",
+        ),
+    ] {
+        let (code, stderr) = keel(args, env);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        for name in [var, "KEEL_ADMIN_TOKEN", "KEEL_ENCRYPTION_KEY"] {
+            assert!(stderr.contains(name), "{args:?}: {name} not in {stderr}");
+        }
+    }
+    // With both set it gets as far as the database; `migrate` uses neither secret.
+    let secrets = [
+        ("KEEL_API_ADDR", "0.0.0.0:0"),
+        ("KEEL_ADMIN_TOKEN", "an-admin-token-of-32-characters!"),
+        (
+            "KEEL_ENCRYPTION_KEY",
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        ),
+    ];
+    for (args, env) in [(&["api"][..], &secrets[..]), (&["migrate"], &secrets[..1])] {
+        let (code, stderr) = keel(args, env);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("127.0.0.1:1"), "{args:?}: {stderr}");
+    }
+}
+
+/// `keel secrets rotate` against the real database: values sealed under key `a` (one of them
+/// in the format from before values were bound to their tenant) are re-sealed under `b`, after
+/// which `b` alone opens them; a second run changes nothing; a value copied into another
+/// tenant's row opens for no one and is reported, and the command fails.
+#[tokio::test]
+async fn secrets_rotate_reseals_every_stored_secret_under_the_new_key() {
+    use keel_models::crypto::{Field, SecretBox};
+    const KEY_A: &str = "a:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    const KEY_B: &str = "b:HxEdHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA=";
+    /// `whsec_sealed_before_v2_0123456789` sealed by Keel under key `a` before v2 (no
+    /// associated data).
+    const V1: &str =
+        "v1.a.CQkJCQkJCQkJCQkJxHB7XuTAMMGwZVWd9PTeqVZgunEsNB-FIsVRX6YBvH-x22eStsZ86zDpZ_S9gdHdSQ";
+    let env = TestEnv::with(|s| s.encryption_key = Some(KEY_A.into())).await;
+    let pool = &env.keel.pool;
+    let (acme, _, acme_secret) = env.tenant("acme").await;
+    let (legacy, _, _) = env.tenant("legacy").await;
+    sqlx::query("UPDATE tenants SET signing_secret = $1 WHERE id = $2")
+        .bind(V1)
+        .bind(legacy)
+        .execute(pool)
+        .await
+        .unwrap();
+    let token = env
+        .keel
+        .services
+        .secrets
+        .seal(Field::JiraToken, acme, "jira-api-token");
+    keel_models::jira::upsert_connection(
+        pool,
+        acme,
+        &keel_models::jira::NewJiraConnection {
+            base_url: "https://acme.atlassian.net",
+            email: "ops@acme.example",
+            token_sealed: &token,
+            account_id: "acc-1",
+            display_name: None,
+        },
+    )
+    .await
+    .unwrap();
+
+    let rotate = |key: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(["secrets", "rotate", "--batch-size", "1"])
+            .envs(env.child_env())
+            .env("KEEL_ENCRYPTION_KEY", key)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stdout, stderr) = rotate(&format!("{KEY_B},{KEY_A}"));
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    for line in [
+        "tenants.signing_secret: 2 re-sealed, 0 already current, 0 changed meanwhile (left as written), 0 unreadable",
+        "tenant_jira.token_sealed: 1 re-sealed, 0 already current",
+    ] {
+        assert!(stdout.contains(line), "{line} not in {stdout}");
+    }
+
+    let only_b = SecretBox::from_config(KEY_B).unwrap();
+    let signing = |tenant| async move {
+        keel_models::tenant::sealed_signing_secret(pool, tenant)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    for (tenant, want) in [
+        (acme, acme_secret.as_str()),
+        (legacy, "whsec_sealed_before_v2_0123456789"),
+    ] {
+        let sealed = signing(tenant).await;
+        assert!(sealed.starts_with("v2.b."), "{sealed}");
+        assert_eq!(
+            only_b.open(Field::SigningSecret, tenant, &sealed).unwrap(),
+            want
+        );
+    }
+    let jira = keel_models::jira::connection(pool, acme)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        only_b
+            .open(Field::JiraToken, acme, &jira.token_sealed)
+            .unwrap(),
+        "jira-api-token"
+    );
+
+    // Again: nothing left to do.
+    let (code, stdout, _) = rotate(&format!("{KEY_B},{KEY_A}"));
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("tenants.signing_secret: 0 re-sealed, 2 already current"),
+        "{stdout}"
+    );
+
+    // A ciphertext copied into another tenant's row (or column) opens for no one there.
+    let (copy, _, _) = env.tenant("copycat").await;
+    let acme_sealed = signing(acme).await;
+    assert!(only_b
+        .open(Field::SigningSecret, copy, &acme_sealed)
+        .is_err());
+    assert!(only_b.open(Field::JiraToken, acme, &acme_sealed).is_err());
+    sqlx::query("UPDATE tenants SET signing_secret = $1 WHERE id = $2")
+        .bind(&acme_sealed)
+        .bind(copy)
+        .execute(pool)
+        .await
+        .unwrap();
+    let (code, stdout, stderr) = rotate(KEY_B);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("1 unreadable"), "{stdout}");
+    assert!(stderr.contains(&copy.to_string()), "{stderr}");
+    assert!(
+        !stderr.contains(&acme_secret),
+        "no secret in errors: {stderr}"
+    );
+}

@@ -8,6 +8,7 @@
 //! - [`held`]: long-lived connections for the hot batch statements (no pool pings, generic
 //!   plans).
 //! - [`crypto`]: API-key hashing and AES-256-GCM encryption of secrets at rest.
+//! - [`secrets`]: `keel secrets rotate`, re-sealing every stored secret under the primary key.
 //! - [`tenant`]: tenants and their API keys.
 //! - [`job`]: the job ledger — insert, guarded state transitions, relay queries, listings.
 //! - [`jira`]: a tenant's Jira connection (token sealed) and risk settings.
@@ -28,6 +29,7 @@ pub mod jira;
 pub mod job;
 pub mod metering;
 pub mod schedule;
+pub mod secrets;
 pub mod tenant;
 pub mod usage;
 

@@ -76,7 +76,7 @@ pub async fn create(
 ) -> sqlx::Result<CreatedTenant> {
     let id = Uuid::now_v7();
     let signing_secret = crypto::generate_signing_secret();
-    let sealed = secrets.seal(&signing_secret);
+    let sealed = secrets.seal(crypto::Field::SigningSecret, id, &signing_secret);
     let tenant = sqlx::query_as!(
         Tenant,
         "INSERT INTO tenants (id, name, signing_secret) VALUES ($1, $2, $3)

@@ -129,14 +129,7 @@ impl Settings {
             .map_err(|e| anyhow::anyhow!("{e}"))?; // "KEEL_ENCRYPTION_KEY is invalid: …"
         self.validate_billing()?;
         self.task_config()?;
-        if self.production() {
-            if self.admin_token.is_none() {
-                anyhow::bail!("KEEL_ADMIN_TOKEN must be set when KEEL_ENV=production");
-            }
-            if self.encryption_key.is_none() {
-                anyhow::bail!("KEEL_ENCRYPTION_KEY must be set when KEEL_ENV=production");
-            }
-        }
+        self.validate_safety()?;
         if self
             .metrics_token
             .as_ref()
@@ -158,7 +151,7 @@ impl Settings {
             tracing::warn!("KEEL_ADMIN_TOKEN is not set: using the development token {DEV_ADMIN_TOKEN:?}; set a secret one in production");
         }
         if self.encryption_key.is_none() {
-            tracing::warn!("KEEL_ENCRYPTION_KEY is not set: secrets are encrypted with a public development key; set one in production (`openssl rand -base64 32`)");
+            tracing::warn!("KEEL_ENCRYPTION_KEY is not set: secrets are encrypted with a public development key; set one in production (`openssl rand -hex 32`)");
         }
         if std::env::var_os("DATABASE_URL").is_none() && self.database_url == DEFAULT_DATABASE_URL {
             tracing::warn!("DATABASE_URL is not set: using {DEFAULT_DATABASE_URL}");

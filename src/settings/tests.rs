@@ -48,6 +48,10 @@ fn production_refuses_development_secrets() {
     };
     let err = s.validate().unwrap_err().to_string();
     assert!(err.contains("KEEL_ADMIN_TOKEN"), "{err}");
+    assert!(
+        err.contains("KEEL_ENCRYPTION_KEY"),
+        "both in one message: {err}"
+    );
 }
 
 #[test]
@@ -176,4 +180,254 @@ fn a_utc_month_error_names_where_the_zone_came_from() {
         both.starts_with("KEEL_SCHEDULER_TIMEZONE with KEEL_SCHEDULES is invalid"),
         "{both}"
     );
+}
+
+const TOKEN: &str = "an-admin-token-of-32-characters!";
+const HEX_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+/// Production settings that pass: real secrets, local billing asked for.
+fn production() -> Settings {
+    Settings {
+        env: "production".into(),
+        admin_token: Some(SecretString::from(TOKEN)),
+        encryption_key: Some(SecretString::from(HEX_KEY)),
+        billing_mode: Some("local".into()),
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn development_secrets_apply_only_while_every_listener_is_on_loopback() {
+    let check = |s: &Settings| s.check_dev_secrets(&s.listeners());
+    let loopback = [
+        "127.0.0.1:8080",
+        "127.0.0.2:80",
+        "[::1]:8080",
+        "[::ffff:127.0.0.1]:1",
+    ];
+    for addr in loopback {
+        let s = Settings {
+            api_addr: addr.parse().unwrap(),
+            ..Settings::default()
+        };
+        check(&s).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    }
+    let refused = |s: &Settings, var: &str, unset: &str| {
+        let err = check(s).unwrap_err().to_string();
+        for name in [var, "KEEL_ADMIN_TOKEN", "KEEL_ENCRYPTION_KEY"] {
+            assert!(err.contains(name), "{name}: {err}");
+        }
+        assert!(err.ends_with(&format!("unset: {unset}")), "{err}");
+    };
+    for addr in [
+        "0.0.0.0:8080",
+        "[::]:8080",
+        "10.0.0.5:8080",
+        "192.168.1.2:80",
+    ] {
+        let s = Settings {
+            api_addr: addr.parse().unwrap(),
+            ..Settings::default()
+        };
+        refused(
+            &s,
+            &format!("KEEL_API_ADDR={addr}"),
+            "KEEL_ADMIN_TOKEN, KEEL_ENCRYPTION_KEY",
+        );
+    }
+    // A worker's metrics listener counts as much as the API's.
+    let worker = Settings {
+        worker_metrics_addr: Some("0.0.0.0:9100".parse().unwrap()),
+        ..Settings::default()
+    };
+    refused(
+        &worker,
+        "KEEL_WORKER_METRICS_ADDR=0.0.0.0:9100",
+        "KEEL_ADMIN_TOKEN, KEEL_ENCRYPTION_KEY",
+    );
+    // One secret set is not enough; both are.
+    let half = Settings {
+        api_addr: "0.0.0.0:8080".parse().unwrap(),
+        admin_token: Some(SecretString::from(TOKEN)),
+        ..Settings::default()
+    };
+    refused(&half, "KEEL_API_ADDR", "KEEL_ENCRYPTION_KEY");
+    let both = Settings {
+        encryption_key: Some(SecretString::from(HEX_KEY)),
+        ..half
+    };
+    check(&both).unwrap();
+    // The check is over whatever listeners it is given.
+    let listeners = [
+        ("KEEL_API_ADDR", "127.0.0.1:1".parse().unwrap()),
+        ("KEEL_METRICS_ADDR", "0.0.0.0:2".parse().unwrap()),
+    ];
+    assert_eq!(
+        super::safety::beyond_loopback(&listeners).map(|(v, _)| v),
+        Some("KEEL_METRICS_ADDR")
+    );
+    let err = Settings::default()
+        .check_dev_secrets(&listeners)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("KEEL_METRICS_ADDR=0.0.0.0:2"), "{err}");
+    assert!(Settings::default().check_dev_secrets(&[]).is_ok());
+}
+
+#[test]
+fn production_billing_is_stripe_or_local_on_purpose() {
+    production().validate().unwrap();
+    let no_mode = Settings {
+        billing_mode: None,
+        ..production()
+    };
+    let err = no_mode.validate().unwrap_err().to_string();
+    for name in ["KEEL_BILLING_MODE=local", "KEEL_STRIPE_SECRET_KEY", "free"] {
+        assert!(err.contains(name), "{name}: {err}");
+    }
+    let stripe = Settings {
+        stripe_secret_key: Some(SecretString::from("sk_test_123")),
+        ..no_mode.clone()
+    };
+    stripe.validate().unwrap();
+    Settings {
+        billing_mode: Some("stripe".into()),
+        ..stripe.clone()
+    }
+    .validate()
+    .unwrap();
+    // Development keeps local mode without a word.
+    Settings::default().validate().unwrap();
+    let refused = |s: Settings, want: &[&str]| {
+        let err = s.validate().unwrap_err().to_string();
+        for w in want {
+            assert!(err.contains(w), "{w}: {err}");
+        }
+    };
+    refused(
+        Settings {
+            billing_mode: Some("stripe".into()),
+            ..Settings::default()
+        },
+        &["KEEL_BILLING_MODE=stripe", "KEEL_STRIPE_SECRET_KEY"],
+    );
+    refused(
+        Settings {
+            billing_mode: Some("local".into()),
+            ..stripe
+        },
+        &["KEEL_BILLING_MODE=local", "KEEL_STRIPE_SECRET_KEY"],
+    );
+    refused(
+        Settings {
+            billing_mode: Some("free".into()),
+            ..Settings::default()
+        },
+        &["KEEL_BILLING_MODE", "\"free\""],
+    );
+}
+
+#[test]
+fn private_networks_in_production_need_an_acknowledgement() {
+    let open = Settings {
+        allow_private_networks: true,
+        ..production()
+    };
+    let err = open.validate().unwrap_err().to_string();
+    assert!(err.contains("KEEL_ALLOW_PRIVATE_NETWORKS=true"), "{err}");
+    assert!(
+        err.contains("KEEL_ALLOW_PRIVATE_NETWORKS_IN_PRODUCTION=true"),
+        "{err}"
+    );
+    Settings {
+        allow_private_networks_in_production: true,
+        ..open
+    }
+    .validate()
+    .unwrap();
+    Settings {
+        allow_private_networks: true,
+        ..Settings::default()
+    }
+    .validate()
+    .unwrap();
+}
+
+/// The environment given to [`Settings::load_from`].
+fn env(vars: &[(&str, &str)]) -> config::Map<String, String> {
+    vars.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn stripes_conventional_names_are_read_where_the_keel_names_are_unset() {
+    let s = Settings::load_from(env(&[
+        ("STRIPE_SECRET_KEY", "sk_test_conventional"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_conventional"),
+    ]))
+    .unwrap();
+    let secret = |v: &Option<SecretString>| v.as_ref().map(|s| s.expose_secret().to_string());
+    assert_eq!(
+        secret(&s.stripe_secret_key).as_deref(),
+        Some("sk_test_conventional")
+    );
+    assert_eq!(
+        secret(&s.stripe_webhook_secrets).as_deref(),
+        Some("whsec_conventional")
+    );
+    let s = Settings::load_from(env(&[
+        ("STRIPE_SECRET_KEY", "sk_test_conventional"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_conventional"),
+        ("KEEL_STRIPE_SECRET_KEY", "sk_test_keel"),
+        ("KEEL_STRIPE_WEBHOOK_SECRETS", "whsec_new,whsec_old"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        secret(&s.stripe_secret_key).as_deref(),
+        Some("sk_test_keel")
+    );
+    assert_eq!(s.stripe_webhook_secret_list().len(), 2);
+    // Compose passes an unset variable as an empty one: still local mode.
+    let s = Settings::load_from(env(&[
+        ("STRIPE_SECRET_KEY", ""),
+        ("STRIPE_WEBHOOK_SECRET", " "),
+    ]))
+    .unwrap();
+    assert!(s.stripe_secret_key.is_none() && s.stripe_webhook_secrets.is_none());
+    // A bad conventional key is refused like a bad KEEL_ one.
+    let err = Settings::load_from(env(&[("STRIPE_SECRET_KEY", "pk_test_public")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("STRIPE_SECRET_KEY"), "{err}");
+    // In production the conventional key counts as the Stripe key.
+    Settings::load_from(env(&[
+        ("KEEL_ENV", "production"),
+        ("KEEL_ADMIN_TOKEN", TOKEN),
+        ("KEEL_ENCRYPTION_KEY", HEX_KEY),
+        ("STRIPE_SECRET_KEY", "sk_live_conventional"),
+    ]))
+    .unwrap();
+}
+
+#[test]
+fn the_encryption_key_may_be_hex_or_base64_with_or_without_an_id() {
+    let base64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    for spec in [
+        HEX_KEY.to_string(),
+        HEX_KEY.to_uppercase(),
+        format!("main:{HEX_KEY}"),
+        base64.to_string(),
+        format!("new:{HEX_KEY},old:{base64}"),
+    ] {
+        let s = Settings::load_from(env(&[("KEEL_ENCRYPTION_KEY", &spec)]))
+            .unwrap_or_else(|e| panic!("{spec}: {e}"));
+        assert_eq!(s.encryption_key_spec(), spec);
+    }
+    for bad in [&HEX_KEY[..60], "zz", "main:", "k:0123"] {
+        let err = Settings::load_from(env(&[("KEEL_ENCRYPTION_KEY", bad)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("KEEL_ENCRYPTION_KEY"), "{bad}: {err}");
+    }
 }

@@ -109,6 +109,49 @@ async fn local_mode_checkout_change_and_cancel_apply_at_once() {
     assert_eq!(body["purchases"].as_array().unwrap().len(), 2, "{body}");
 }
 
+/// Cancelling and checking out again with a trial had granted a new trial every time.
+#[tokio::test]
+async fn local_mode_grants_a_tenant_one_trial() {
+    let env = env().await;
+    let (_, key, _) = env.tenant("acme").await;
+    let mut trial = plan_checkout("starter", "month");
+    trial["trial_days"] = json!(14);
+    let (status, body) = checkout(&env, &key, trial.clone()).await;
+    assert_eq!(
+        (status, body["status"].as_str(), body["trial_days"].as_u64()),
+        (200, Some("trialing"), Some(14)),
+        "{body}"
+    );
+    let (status, body) = cancel_plan(&env, &key, json!({ "at_period_end": false })).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The same ask again: the subscription starts paid, and says no trial was granted.
+    let (status, body) = checkout(&env, &key, trial.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["status"].as_str(), body["trial_days"].as_u64()),
+        (Some("active"), Some(0)),
+        "{body}"
+    );
+    assert!(body["subscription"]["trial_end"].is_null(), "{body}");
+    let (_, body) = get(&env, Some(&key), "/api/billing/invoices").await;
+    assert_eq!(body["invoices"][0]["amount_paid"], 2900, "{body}");
+    assert_eq!(
+        count(&env, "SELECT count(*) FROM billing_trials").await,
+        1,
+        "one trial recorded"
+    );
+
+    // Another tenant still gets its own.
+    let (_, other, _) = env.tenant("globex").await;
+    let (_, body) = checkout(&env, &other, trial).await;
+    assert_eq!(
+        (body["status"].as_str(), body["trial_days"].as_u64()),
+        (Some("trialing"), Some(14)),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn local_mode_credit_packs_grant_units_until_they_expire() {
     let env = env().await;

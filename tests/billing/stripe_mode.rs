@@ -66,6 +66,15 @@ async fn received(stripe: &MockServer) -> Vec<(Vec<String>, Option<String>)> {
         .collect()
 }
 
+/// The form fields of each Checkout session of a plan the fake Stripe was asked for (a worker
+/// also creates the tenant's customer).
+async fn sessions(stripe: &MockServer) -> Vec<Vec<String>> {
+    let subscription = "mode=subscription".to_string();
+    let sent = received(stripe).await.into_iter().map(|(fields, _)| fields);
+    sent.filter(|fields| fields.contains(&subscription))
+        .collect()
+}
+
 #[tokio::test]
 async fn stripe_mode_checkout_asks_stripe_for_a_session_with_an_idempotency_key() {
     let stripe = MockServer::start().await;
@@ -145,6 +154,85 @@ async fn stripe_mode_checkout_asks_stripe_for_a_session_with_an_idempotency_key(
         (409, Some("no_subscription")),
         "{answer}"
     );
+}
+
+/// A trial is the tenant's once: after Stripe reported a trialing subscription, the next
+/// Checkout session (after cancelling) carries no `trial_period_days`.
+#[tokio::test]
+async fn a_tenant_that_had_a_trial_is_offered_none_at_its_next_checkout() {
+    let stripe = MockServer::start().await;
+    let env = stripe_env(&stripe).await;
+    env.spawn_worker(|_| {});
+    let (tenant, key, _) = env.tenant("acme").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/checkout/sessions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(checkout_session_response("subscription", tenant)),
+        )
+        .mount(&stripe)
+        .await;
+    let mut body = plan_checkout("starter", "month");
+    body["trial_days"] = json!(14);
+    let trial_field = |fields: &[String]| {
+        fields
+            .iter()
+            .find(|f| f.starts_with("subscription_data[trial_period_days]"))
+            .cloned()
+    };
+
+    let (status, answer) = checkout(&env, &key, body.clone()).await;
+    assert_eq!(
+        (status, answer["trial_days"].as_u64()),
+        (200, Some(14)),
+        "{answer}"
+    );
+    let sent = sessions(&stripe).await;
+    assert_eq!(
+        trial_field(&sent[0]).as_deref(),
+        Some("subscription_data[trial_period_days]=14")
+    );
+
+    // Stripe reports the trial, then the cancellation.
+    let t = now() - 100;
+    let mut sub = subscription(
+        "sub_trial",
+        "cus_trial",
+        tenant,
+        "price_keel_starter_monthly",
+        "trialing",
+        t,
+    );
+    sub["trial_start"] = json!(t);
+    sub["trial_end"] = json!(t + 14 * 86_400);
+    deliver(
+        &env,
+        &event("evt_t1", "customer.subscription.created", t, sub.clone()),
+    )
+    .await;
+    processed(&env, "evt_t1", "processed").await;
+    sub["status"] = json!("canceled");
+    sub["canceled_at"] = json!(t + 1);
+    sub["ended_at"] = json!(t + 1);
+    deliver(
+        &env,
+        &event("evt_t2", "customer.subscription.deleted", t + 1, sub),
+    )
+    .await;
+    processed(&env, "evt_t2", "processed").await;
+    let (_, now_sub) = get(&env, Some(&key), "/api/billing/subscription").await;
+    assert_eq!(now_sub["plan"], "free", "{now_sub}");
+
+    let (status, answer) = checkout(&env, &key, body).await;
+    assert_eq!(
+        (status, answer["trial_days"].as_u64()),
+        (200, Some(0)),
+        "{answer}"
+    );
+    let sent = sessions(&stripe).await;
+    assert_eq!(sent.len(), 2);
+    assert_eq!(trial_field(&sent[1]), None, "{:?}", sent[1]);
+    assert!(sent[1].contains(&"line_items[0][price]=price_keel_starter_monthly".to_string()));
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use chrono::Utc;
 use keel_jobs::kinds::stripe::client::Sale;
 use keel_models::billing::ledger::{self, CreditGrant, Invoice, Purchase};
 use keel_models::billing::subscriptions::{self as subs, SubscriptionState};
+use keel_models::billing::trials;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -120,6 +121,12 @@ pub async fn checkout(
         ));
     }
     if let Some(api) = &state.billing.stripe {
+        // One trial per tenant: a tenant that had one (recorded when Stripe reported it) is
+        // offered none.
+        let trial_days = match trial_days > 0 && trials::had(&mut tx, tenant).await? {
+            true => 0,
+            false => trial_days,
+        };
         drop(tx);
         let price = plan.stripe_price(interval).ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!("plan {} has no Stripe price", plan.id))
@@ -129,10 +136,19 @@ pub async fn checkout(
             price,
             trial_days,
         };
-        return stripe_checkout(&state, api, tenant, sale, &body).await;
+        let Json(mut answer) = stripe_checkout(&state, api, tenant, sale, &body).await?;
+        answer["trial_days"] = json!(trial_days);
+        return Ok(Json(answer));
     }
     let now = Utc::now();
-    let trial_end = (trial_days > 0).then(|| now + chrono::Duration::days(i64::from(trial_days)));
+    // One trial per tenant: recording it answers false when the tenant already had one.
+    let trial_end =
+        match (trial_days > 0).then(|| now + chrono::Duration::days(i64::from(trial_days))) {
+            Some(end) if trials::record(&mut tx, tenant, "local", &plan.id, Some(end)).await? => {
+                Some(end)
+            }
+            _ => None,
+        };
     let end = period_end(now, interval);
     let mut state_row = SubscriptionState::local(
         tenant,
@@ -162,6 +178,7 @@ pub async fn checkout(
     view["applied"] = json!(true);
     view["checkout_url"] = Value::Null;
     view["redirect_url"] = json!(body.success_url);
+    view["trial_days"] = json!(if trial_end.is_some() { trial_days } else { 0 });
     Ok(Json(view))
 }
 

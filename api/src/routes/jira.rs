@@ -77,7 +77,10 @@ pub async fn connect(
         .await
         .map_err(|e| check_failed(&base_url, e))?;
     let account_id = me.person_id().unwrap_or_default().to_string();
-    let sealed = state.services.secrets.seal(token);
+    let sealed = state
+        .services
+        .secrets
+        .seal(keel_models::crypto::Field::JiraToken, tenant, token);
     let stored = keel_models::jira::upsert_connection(
         &state.pool,
         tenant,

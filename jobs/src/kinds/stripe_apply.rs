@@ -8,6 +8,7 @@ use keel_models::billing::events::{claim_version, StripeEvent};
 use keel_models::billing::from_unix;
 use keel_models::billing::ledger::{self, CreditGrant, Invoice, Purchase};
 use keel_models::billing::subscriptions::{self as subs, SubscriptionState};
+use keel_models::billing::trials;
 use keel_models::PgConnection;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -159,6 +160,10 @@ async fn subscription(
         catalog_version: catalog.version as i32,
     };
     let saved = subs::upsert(conn, &state).await?;
+    if state.trial_end.is_some() {
+        // The tenant's one trial: its next checkout offers none (`POST /api/billing/checkout`).
+        trials::record(conn, tenant, "stripe", &plan.id, state.trial_end).await?;
+    }
     Ok(Outcome::Applied(json!({
         "tenant_id": tenant, "subscription": sub.id, "plan": saved.plan_id, "status": saved.status
     })))

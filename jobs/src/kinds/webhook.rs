@@ -97,7 +97,11 @@ impl Job for WebhookDeliver {
             .ok_or_else(|| JobError::fatal("tenant no longer exists"))?;
         let secret = services
             .secrets
-            .open(&sealed)
+            .open(
+                keel_models::crypto::Field::SigningSecret,
+                tenant_id,
+                &sealed,
+            )
             .map_err(|e| JobError::fatal(format!("cannot open the signing secret: {e}")))?;
 
         let body = serde_json::to_vec(&self.payload).expect("a JSON value serialises");

@@ -3,13 +3,14 @@
 //! to [`subscriptions`], customers, [`ledger`] (invoices, purchases, credit grants), guarded per
 //! Stripe object by [`events::claim_version`] so an older event never overwrites newer state.
 //! [`stats`] answers the operators' revenue questions; [`reconcile`] keeps what the daily
-//! Stripe reconciliation found.
+//! Stripe reconciliation found; [`trials`] that a tenant had its one trial.
 
 pub mod events;
 pub mod ledger;
 pub mod reconcile;
 pub mod stats;
 pub mod subscriptions;
+pub mod trials;
 
 use chrono::{DateTime, TimeZone, Utc};
 

@@ -65,11 +65,18 @@ impl JiraClients {
         }
         crate::net::check_url(&conn.base_url, &services.net)
             .map_err(|e| JobError::fatal(format!("the Jira base URL is not allowed: {e}")))?;
-        let token = services.secrets.open(&conn.token_sealed).map_err(|e| {
-            JobError::fatal(format!(
-                "the stored Jira token cannot be decrypted ({e}); reconnect Jira"
-            ))
-        })?;
+        let token = services
+            .secrets
+            .open(
+                keel_models::crypto::Field::JiraToken,
+                tenant,
+                &conn.token_sealed,
+            )
+            .map_err(|e| {
+                JobError::fatal(format!(
+                    "the stored Jira token cannot be decrypted ({e}); reconnect Jira"
+                ))
+            })?;
         let config = JiraConfig {
             max_concurrency: cap,
             ..self.config.clone()
