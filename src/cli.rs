@@ -69,7 +69,14 @@ impl Command {
     /// the command binds: the processes of one deployment share the key, and a worker or a
     /// `tenant create` next to a public API is part of a public deployment.
     pub fn uses_secrets(&self) -> bool {
-        !matches!(self, Command::Migrate | Command::Model { .. })
+        !matches!(
+            self,
+            Command::Migrate
+                | Command::Model { .. }
+                | Command::Tenant {
+                    command: TenantCommand::Disable { .. } | TenantCommand::Enable { .. }
+                }
+        )
     }
 }
 
@@ -108,6 +115,11 @@ pub enum TenantCommand {
         #[arg(long)]
         name: String,
     },
+    /// Disable a tenant (by id or name): its API keys answer 401 `tenant_disabled` in every API
+    /// process within a second, and its waiting jobs are held (running ones finish).
+    Disable { tenant: String },
+    /// Enable a disabled tenant: its keys work again and its held jobs go back on their queues.
+    Enable { tenant: String },
 }
 
 #[derive(Subcommand)]
@@ -120,6 +132,37 @@ pub enum SchedulerCommand {
         /// The task's name, as `keel scheduler list` shows it.
         task: String,
     },
+}
+
+/// `keel tenant disable|enable TENANT` (an id or a name): Postgres only.
+async fn tenant_state(settings: &Settings, tenant: &str, disable: bool) -> anyhow::Result<()> {
+    let pool = keel_models::db::connect(&settings.database_url, 2).await?;
+    keel_models::db::check_migrated(&pool, &settings.database_url).await?;
+    let id = match uuid::Uuid::parse_str(tenant) {
+        Ok(id) => id,
+        Err(_) => keel_models::tenant::find_by_name(&pool, tenant)
+            .await?
+            .map(|t| t.id)
+            .ok_or_else(|| Usage(format!("no tenant has the id or name {tenant:?}")))?,
+    };
+    let changed = if disable {
+        keel_models::tenant_state::disable(&pool, id).await?
+    } else {
+        keel_models::tenant_state::enable(&pool, id).await?
+    };
+    let t = changed.ok_or_else(|| Usage(format!("no tenant has the id {id}")))?;
+    if disable {
+        println!(
+            "tenant {:?} ({}) disabled: its API keys are refused; {} waiting jobs held",
+            t.name, t.id, t.jobs_moved
+        );
+    } else {
+        println!(
+            "tenant {:?} ({}) enabled: {} held jobs back on their queues",
+            t.name, t.id, t.jobs_moved
+        );
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -186,6 +229,12 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Tenant {
+            command: TenantCommand::Disable { tenant },
+        } => tenant_state(&settings, &tenant, true).await,
+        Command::Tenant {
+            command: TenantCommand::Enable { tenant },
+        } => tenant_state(&settings, &tenant, false).await,
         Command::Tenant {
             command: TenantCommand::Create { name },
         } => {

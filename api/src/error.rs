@@ -15,6 +15,11 @@ pub enum ApiError {
     /// The credential the route takes (`API key`, `admin token`) is missing or wrong.
     #[error("missing or invalid {0}")]
     Unauthorized(&'static str),
+    /// The API key is valid but an operator disabled its tenant.
+    #[error(
+        "this tenant is disabled; its API keys are refused until an operator enables it again"
+    )]
+    TenantDisabled,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("method not allowed on this route")]
@@ -113,6 +118,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, Value::Null),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
+            ApiError::TenantDisabled => (StatusCode::UNAUTHORIZED, "tenant_disabled", Value::Null),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,

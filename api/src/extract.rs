@@ -135,11 +135,16 @@ where
         let tenant = match state.keys.get(&hash) {
             Some(tenant) => tenant,
             None => {
-                let tenant = keel_models::tenant::authenticate(&state.pool, key)
-                    .await?
-                    .ok_or(ApiError::Unauthorized("API key"))?;
-                state.keys.remember(hash, tenant);
-                tenant
+                use keel_models::tenant::KeyOwner;
+                let lookup = state.keys.begin_lookup();
+                match keel_models::tenant::authenticate(&state.pool, key).await? {
+                    Some(KeyOwner::Tenant(tenant)) => {
+                        state.keys.remember(hash, tenant, lookup);
+                        tenant
+                    }
+                    Some(KeyOwner::Disabled(_)) => return Err(ApiError::TenantDisabled),
+                    None => return Err(ApiError::Unauthorized("API key")),
+                }
             }
         };
         crate::rate_limit::check(&state, tenant).await?;

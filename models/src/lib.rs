@@ -10,6 +10,7 @@
 //! - [`crypto`]: API-key hashing and AES-256-GCM encryption of secrets at rest.
 //! - [`secrets`]: `keel secrets rotate`, re-sealing every stored secret under the primary key.
 //! - [`tenant`]: tenants and their API keys.
+//! - [`tenant_state`]: disabling a tenant (keys refused, waiting jobs held) and enabling it.
 //! - [`job`]: the job ledger — insert, guarded state transitions, relay queries, listings.
 //! - [`jira`]: a tenant's Jira connection (token sealed) and risk settings.
 //! - [`analysis`]: `analysis_history`, every issue assessment (history and trends).
@@ -31,6 +32,7 @@ pub mod metering;
 pub mod schedule;
 pub mod secrets;
 pub mod tenant;
+pub mod tenant_state;
 pub mod usage;
 
 pub use sqlx::{PgConnection, PgPool, Postgres, Transaction};

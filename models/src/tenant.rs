@@ -117,15 +117,30 @@ pub async fn create_key(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<(Uuid, N
     insert_key(&mut conn, tenant_id).await
 }
 
-/// The tenant that owns an unrevoked key, if any.
-pub async fn authenticate(pool: &PgPool, key: &str) -> sqlx::Result<Option<Uuid>> {
+/// Who an API key speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOwner {
+    /// The tenant that owns the unrevoked key.
+    Tenant(Uuid),
+    /// The key is valid, but an operator disabled its tenant.
+    Disabled(Uuid),
+}
+
+/// The owner of an unrevoked key, if any.
+pub async fn authenticate(pool: &PgPool, key: &str) -> sqlx::Result<Option<KeyOwner>> {
     let hash = crypto::hash_api_key(key);
-    sqlx::query_scalar!(
-        "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    let row = sqlx::query!(
+        r#"SELECT k.tenant_id, t.disabled_at IS NOT NULL AS "disabled!"
+           FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+           WHERE k.key_hash = $1 AND k.revoked_at IS NULL"#,
         hash
     )
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(row.map(|r| match r.disabled {
+        false => KeyOwner::Tenant(r.tenant_id),
+        true => KeyOwner::Disabled(r.tenant_id),
+    }))
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Tenant>> {

@@ -17,6 +17,7 @@ mod lifecycle;
 mod listing;
 mod overload;
 mod server_limits;
+mod tenant_state;
 mod tenants;
 mod waiting;
 

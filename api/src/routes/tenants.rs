@@ -119,3 +119,56 @@ pub async fn revoke_key(
         }),
     }
 }
+
+/// `GET /admin/tenants/{id}` (admin): the tenant, whether it is disabled, and its held jobs.
+pub async fn admin_get(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id, "tenant")?;
+    let t = keel_models::tenant_state::get(&state.pool, id)
+        .await?
+        .ok_or(ApiError::NotFound("tenant"))?;
+    Ok(Json(json!({
+        "id": t.id, "name": t.name, "disabled": t.disabled_at.is_some(),
+        "disabled_at": t.disabled_at, "held_jobs": t.jobs_moved,
+    })))
+}
+
+/// `POST /admin/tenants/{id}/disable` (admin): the tenant's keys answer 401 `tenant_disabled`
+/// (in every API process within a second), and its waiting jobs are held until it is enabled;
+/// running jobs finish. Disabling a disabled tenant changes nothing.
+pub async fn disable(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id, "tenant")?;
+    let t = keel_models::tenant_state::disable(&state.pool, id)
+        .await?
+        .ok_or(ApiError::NotFound("tenant"))?;
+    state.keys.forget_tenant(id);
+    tracing::warn!(tenant_id = %id, held_jobs = t.jobs_moved, "tenant disabled");
+    Ok(Json(json!({
+        "id": t.id, "name": t.name, "disabled": true, "disabled_at": t.disabled_at,
+        "held_jobs": t.jobs_moved,
+    })))
+}
+
+/// `POST /admin/tenants/{id}/enable` (admin): the keys work again, held jobs go back on their
+/// queues and run.
+pub async fn enable(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id, "tenant")?;
+    let t = keel_models::tenant_state::enable(&state.pool, id)
+        .await?
+        .ok_or(ApiError::NotFound("tenant"))?;
+    tracing::info!(tenant_id = %id, released_jobs = t.jobs_moved, "tenant enabled");
+    Ok(Json(json!({
+        "id": t.id, "name": t.name, "disabled": false, "released_jobs": t.jobs_moved,
+    })))
+}

@@ -26,7 +26,8 @@ pub struct Started {
 /// `queued|failed (due) → running` for a batch of delivered ids, or take over a `running` row
 /// whose lease expired (its worker died). Attempts count here, at start, so a job that kills its
 /// worker every time still reaches `dead`. Ids missing from the answer were not started: someone
-/// else has them, they are not due, or they are finished — ack and drop them. One statement for
+/// else has them, they are not due, they are finished, or their tenant is disabled — ack and
+/// drop them (the relay delivers them again later). One statement for
 /// the whole batch a worker read from Redis.
 ///
 /// Committed with `synchronous_commit = off` (set for this statement's transaction only): the
@@ -70,6 +71,9 @@ pub async fn start_many(
            WHERE id = ANY($1) AND run_at <= now()
              AND (status::text IN ('queued', 'failed')
                   OR (status::text = 'running' AND lease_until < now()))
+             -- A disabled tenant's jobs wait (see `crate::tenant_state`).
+             AND NOT EXISTS (SELECT 1 FROM tenants t
+                             WHERE t.id = jobs.tenant_id AND t.disabled_at IS NOT NULL)
            RETURNING id, tenant_id, kind, args, status AS "status: JobStatus", attempt, max_attempts"#,
         ids,
         interval(lease)
