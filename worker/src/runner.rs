@@ -183,10 +183,18 @@ impl Runner {
             services: self.services.clone(),
         };
         let t0 = Instant::now();
+        let limit = self.config.job_timeouts.for_kind(kind.name(), kind.timeout());
         // Spawned so a panicking handler becomes an error instead of taking the worker down.
         let mut handle = tokio::spawn(kind.run(started.args.clone(), ctx));
         let joined = tokio::select! {
             r = &mut handle => r,
+            _ = tokio::time::sleep(limit) => {
+                // Past the kind's bound: the handler is dropped (awaited, so it is gone before
+                // the slot frees) and the attempt counts as a retryable failure.
+                handle.abort();
+                let _ = (&mut handle).await;
+                Ok(Err(timed_out(kind.name(), limit)))
+            }
             _ = hard_stop.cancelled() => {
                 // Give the handler a moment to stop cooperatively, then take the job back.
                 let grace = std::time::Duration::from_millis(500);
@@ -370,6 +378,20 @@ impl Runner {
             }
         }
     }
+}
+
+/// The error of an attempt stopped at its kind's time limit, naming the limit and the setting
+/// that changes it.
+fn timed_out(kind: &str, limit: std::time::Duration) -> JobError {
+    let ms = limit.as_millis();
+    let limit = if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    };
+    JobError::retryable(format!(
+        "the attempt ran longer than {limit}, the time limit of {kind} jobs, and was stopped (KEEL_JOB_TIMEOUTS sets it)"
+    ))
 }
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {

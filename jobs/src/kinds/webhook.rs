@@ -59,6 +59,8 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
 impl Job for WebhookDeliver {
     const NAME: &'static str = "webhook.deliver";
     const MAX_ATTEMPTS: i32 = 10;
+    /// The request's own 10 s timeout, loading the signing secret, and room to spare.
+    const TIMEOUT: Duration = Duration::from_secs(60);
 
     fn validate(&self, services: &Services) -> Result<(), ArgsError> {
         net::check_url(&self.url, &services.net).map_err(|m| ArgsError::new("args.url", m))?;

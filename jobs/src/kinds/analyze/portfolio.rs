@@ -36,6 +36,8 @@ impl Job for AnalyzePortfolio {
     const NAME: &'static str = "jira.analyze.portfolio";
     const QUEUE: &'static str = "analysis";
     const MAX_ATTEMPTS: i32 = 8;
+    /// Up to the issue cap's changelogs and comments, a few requests at a time.
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
     fn validate(&self, _services: &Services) -> Result<(), ArgsError> {
         match (&self.project_keys, &self.jql) {

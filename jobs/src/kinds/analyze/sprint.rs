@@ -21,6 +21,8 @@ impl Job for AnalyzeSprint {
     const NAME: &'static str = "jira.analyze.sprint";
     const QUEUE: &'static str = "analysis";
     const MAX_ATTEMPTS: i32 = 8;
+    /// Every issue's changelog and comments, a few requests at a time.
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
     fn validate(&self, _services: &Services) -> Result<(), ArgsError> {
         match (self.sprint_id, self.board_id) {
