@@ -331,13 +331,7 @@ impl Runner {
                 )
             }
             err => {
-                let mut json = err.to_json(attempt);
-                if matches!(err, JobError::Retryable { .. }) {
-                    json["message"] = Value::String(format!(
-                        "{err} (attempt {attempt} of {}; giving up)",
-                        started.max_attempts
-                    ));
-                }
+                let json = err.to_final_json(attempt, started.max_attempts);
                 let r = job::fail_dead(&mut conn, id, attempt, &json).await;
                 (
                     r,
