@@ -105,7 +105,10 @@ fn check_failed(base_url: &str, e: JiraError) -> ApiError {
             details: json!({ "jira_status": status }),
         },
         JiraError::Invalid(m) => ApiError::invalid("base_url", m.clone()),
-        JiraError::NotFound { .. } | JiraError::Redirected { .. } | JiraError::Decode { .. } => {
+        JiraError::NotFound { .. }
+        | JiraError::Redirected { .. }
+        | JiraError::Decode { .. }
+        | JiraError::OverLimit(_) => {
             ApiError::Unprocessable {
                 code: "not_a_jira_site",
                 message: format!("{base_url} did not answer like a Jira Cloud site: {e}"),
