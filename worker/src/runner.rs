@@ -355,8 +355,9 @@ impl Runner {
                 // A job that died needs an operator's eye (retry, or fix its input): said at WARN,
                 // with its error. It had been a DEBUG line like every other outcome.
                 if let Outcome::Dead { error } = &outcome {
-                    tracing::warn!(job_id = %id, kind = %started.kind, tenant_id = ?started.tenant_id,
-                        attempt, max_attempts = started.max_attempts, error = %error, "job dead");
+                    // Escaped (`?`): the error quotes what receivers and Jira answered.
+                    tracing::warn!(job_id = %id, kind = ?started.kind, tenant_id = ?started.tenant_id,
+                        attempt, max_attempts = started.max_attempts, error = ?error, "job dead");
                 } else {
                     tracing::debug!(job_id = %id, attempt, outcome = label, "job finished");
                 }

@@ -90,7 +90,8 @@ pub async fn connect(
         },
     )
     .await?;
-    tracing::info!(tenant_id = %tenant, base_url = %base_url, "Jira connected");
+    // `?`: the URL is the tenant's text, logged escaped.
+    tracing::info!(tenant_id = %tenant, base_url = ?base_url, "Jira connected");
     Ok(Json(json!({ "jira": stored, "connected": true })))
 }
 
