@@ -132,7 +132,9 @@ async fn endless_changelog(
     let values: Vec<Value> = (start..start + 100)
         .map(|id| json!({"id": id.to_string(), "created": "2024-01-15T11:00:00.000+0000", "items": []}))
         .collect();
-    Json(json!({"startAt": start, "maxResults": 100, "total": 1_000_000, "isLast": false, "values": values}))
+    Json(
+        json!({"startAt": start, "maxResults": 100, "total": 1_000_000, "isLast": false, "values": values}),
+    )
 }
 
 /// An issue whose changelog Jira embedded only in part (the client pages in the rest).
@@ -207,7 +209,10 @@ async fn a_jira_answering_endless_pages_leaves_the_job_dead_without_reading_them
     assert_eq!(job.status, JobStatus::Dead, "{job:#?}");
     assert_eq!(job.attempt, 1, "over a bound is final: {job:#?}");
     let error = job.last_error.as_ref().unwrap();
-    assert_eq!((&error["kind"], &error["final"]), (&json!("fatal"), &json!(true)));
+    assert_eq!(
+        (&error["kind"], &error["final"]),
+        (&json!("fatal"), &json!(true))
+    );
     assert_eq!(
         message(&job),
         "Jira's answer from /rest/api/3/search/jql is larger than 8388608 bytes, the most Keel reads in one response; reading stopped"
@@ -246,7 +251,8 @@ async fn a_changelog_that_never_ends_stops_at_the_jobs_page_budget() {
 async fn a_portfolio_stops_paging_at_the_issue_cap() {
     let env = TestEnv::with(|s| s.jira_max_issues = 3).await;
     let fake = Fake::new();
-    let routes = empty_changelogs(jira_routes()).route("/rest/api/3/search/jql", post(paged_search));
+    let routes =
+        empty_changelogs(jira_routes()).route("/rest/api/3/search/jql", post(paged_search));
     let base = serve(routes, &fake).await;
     let key = tenant_on(&env, &base).await;
     env.spawn_worker(|_| {});
@@ -257,7 +263,10 @@ async fn a_portfolio_stops_paging_at_the_issue_cap() {
     let result = job.result.unwrap();
     assert_eq!(result["truncated"], true, "{result}");
     assert_eq!(result["analyzed"], 3);
-    assert_eq!(result["matched"], 4, "read up to the page that reached the cap");
+    assert_eq!(
+        result["matched"], 4,
+        "read up to the page that reached the cap"
+    );
     // Paging stopped at the cap; the search never says it is done.
     assert_eq!(fake.searches.load(Ordering::SeqCst), 2);
 }
@@ -281,13 +290,18 @@ async fn a_job_finding_its_tenants_jira_places_taken_is_deferred_and_frees_its_s
     let first = analyze(&env, &key, "issue", json!({"issue_key": "ED-1"})).await;
     let deadline = Instant::now() + secs(20);
     while fake.issue_requests.load(Ordering::SeqCst) == 0 {
-        assert!(Instant::now() < deadline, "the first analysis never asked Jira");
+        assert!(
+            Instant::now() < deadline,
+            "the first analysis never asked Jira"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let second = analyze(&env, &key, "issue", json!({"issue_key": "ED-2"})).await;
     let deferred = env
         .wait_for(second, secs(20), |j| {
-            j.last_error.as_ref().is_some_and(|e| e["kind"] == "deferred")
+            j.last_error
+                .as_ref()
+                .is_some_and(|e| e["kind"] == "deferred")
         })
         .await;
     assert_eq!(
@@ -339,7 +353,10 @@ async fn an_attempt_past_its_time_limit_is_stopped_and_frees_the_slot() {
     let slow = env.wait_status(slow, JobStatus::Dead, secs(20)).await;
     assert_eq!(slow.attempt, 2);
     let error = slow.last_error.as_ref().unwrap();
-    assert_eq!((&error["kind"], &error["final"]), (&json!("exhausted"), &json!(true)));
+    assert_eq!(
+        (&error["kind"], &error["final"]),
+        (&json!("exhausted"), &json!(true))
+    );
     assert_eq!(
         message(&slow),
         "the attempt ran longer than 300 ms, the time limit of webhook.deliver jobs, and was stopped (KEEL_JOB_TIMEOUTS sets it) (attempt 2 of 2; giving up)"
@@ -375,7 +392,10 @@ async fn logs_once(logs: &Mutex<Vec<u8>>, needle: &str) -> String {
         if text.contains(needle) {
             return text;
         }
-        assert!(Instant::now() < deadline, "no {needle:?} in the logs: {text}");
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in the logs: {text}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

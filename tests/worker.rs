@@ -49,7 +49,10 @@ async fn retryable_errors_retry_up_to_max_attempts_then_dead_and_retry_brings_it
     let err = job.last_error.unwrap();
     assert_eq!(err["kind"], "exhausted", "{err}");
     assert_eq!(err["final"], true, "{err}");
-    assert_eq!((err["attempt"].as_i64(), err["max_attempts"].as_i64()), (Some(4), Some(4)));
+    assert_eq!(
+        (err["attempt"].as_i64(), err["max_attempts"].as_i64()),
+        (Some(4), Some(4))
+    );
     assert!(
         err["message"].as_str().unwrap().contains("giving up"),
         "{err}"

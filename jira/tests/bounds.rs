@@ -190,7 +190,11 @@ async fn a_capped_search_stops_paging_at_the_cap() {
     );
     let capped = c.search_jql_capped("project = ED", &[]).await.unwrap();
     assert!(capped.truncated);
-    assert_eq!(capped.items.len(), 30, "the page that crossed the cap, whole");
+    assert_eq!(
+        capped.items.len(),
+        30,
+        "the page that crossed the cap, whole"
+    );
     assert_eq!(served.load(Ordering::SeqCst), 3, "no page past the cap");
 }
 

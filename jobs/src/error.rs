@@ -118,12 +118,18 @@ mod tests {
         let last = e.to_final_json(4, 4);
         assert_eq!(last["kind"], "exhausted");
         assert_eq!(last["final"], true);
-        assert_eq!((last["attempt"].as_i64(), last["max_attempts"].as_i64()), (Some(4), Some(4)));
+        assert_eq!(
+            (last["attempt"].as_i64(), last["max_attempts"].as_i64()),
+            (Some(4), Some(4))
+        );
         assert_eq!(
             last["message"],
             "receiver answered 503 (attempt 4 of 4; giving up)"
         );
-        assert!(last.get("retry_after_ms").is_some(), "fields clients read are kept");
+        assert!(
+            last.get("retry_after_ms").is_some(),
+            "fields clients read are kept"
+        );
 
         let fatal = JobError::fatal("receiver answered 400").to_final_json(1, 10);
         assert_eq!(fatal["kind"], "fatal");

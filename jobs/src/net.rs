@@ -199,7 +199,8 @@ impl Resolve for GuardedResolver {
                     return Err(Box::new(BlockedAddress {
                         host,
                         resolved: true,
-                    }) as Box<dyn std::error::Error + Send + Sync>);
+                    })
+                        as Box<dyn std::error::Error + Send + Sync>);
                 }
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
@@ -271,7 +272,13 @@ mod tests {
         }
         // IPv4-compatible (deprecated, `::/96`): the IPv4 address in the last 32 bits, which
         // some stacks still route; every one of them is refused, public ones too.
-        for ip in ["::127.0.0.1", "::a9fe:a9fe", "::10.0.0.1", "::8.8.8.8", "::2"] {
+        for ip in [
+            "::127.0.0.1",
+            "::a9fe:a9fe",
+            "::10.0.0.1",
+            "::8.8.8.8",
+            "::2",
+        ] {
             assert!(is_internal(ip.parse().unwrap()), "IPv4-compatible {ip}");
         }
         // NAT64: the well-known prefix and the local-use one (RFC 8215), both translated by a
@@ -333,7 +340,10 @@ mod tests {
             cause,
             "destination localhost resolves to a disallowed address (loopback, private, link-local or metadata address)"
         );
-        assert!(!cause.contains("127.0.0.1") && !cause.contains("::1"), "{cause}");
+        assert!(
+            !cause.contains("127.0.0.1") && !cause.contains("::1"),
+            "{cause}"
+        );
     }
 
     #[test]
@@ -343,7 +353,13 @@ mod tests {
             r("https://hooks.slack.com/services/T0/B0/s3cr3t?x=1#f"),
             "https://hooks.slack.com/…"
         );
-        assert_eq!(r("http://127.0.0.1:8080/hook/abc"), "http://127.0.0.1:8080/…");
-        assert_eq!(r("https://[2001:db8::1]:8443/a"), "https://[2001:db8::1]:8443/…");
+        assert_eq!(
+            r("http://127.0.0.1:8080/hook/abc"),
+            "http://127.0.0.1:8080/…"
+        );
+        assert_eq!(
+            r("https://[2001:db8::1]:8443/a"),
+            "https://[2001:db8::1]:8443/…"
+        );
     }
 }

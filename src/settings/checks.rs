@@ -85,7 +85,12 @@ impl Settings {
                 1,
                 1_000_000,
             ),
-            ("KEEL_JIRA_MAX_ISSUES", self.jira_max_issues as u64, 1, 100_000),
+            (
+                "KEEL_JIRA_MAX_ISSUES",
+                self.jira_max_issues as u64,
+                1,
+                100_000,
+            ),
             (
                 "KEEL_DATABASE_MAX_CONNECTIONS",
                 self.database_max_connections.into(),

@@ -70,7 +70,9 @@ impl JobTimeouts {
                 .parse()
                 .ok()
                 .filter(|_| ms.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| format!("{ms:?} (for {kind}) is not a whole number of milliseconds"))?;
+                .ok_or_else(|| {
+                    format!("{ms:?} (for {kind}) is not a whole number of milliseconds")
+                })?;
             let limit = Duration::from_millis(ms);
             if limit.is_zero() || limit > Self::MAX {
                 return Err(format!(
@@ -147,7 +149,10 @@ mod tests {
         let known = |k: &str| matches!(k, "noop" | "webhook.deliver");
         let t = JobTimeouts::parse(" webhook.deliver=2500, *=60000 ,", known).unwrap();
         let own = Duration::from_secs(300);
-        assert_eq!(t.for_kind("webhook.deliver", own), Duration::from_millis(2500));
+        assert_eq!(
+            t.for_kind("webhook.deliver", own),
+            Duration::from_millis(2500)
+        );
         assert_eq!(t.for_kind("noop", own), Duration::from_secs(60));
         assert_eq!(
             JobTimeouts::parse("noop=10", known)
@@ -156,8 +161,18 @@ mod tests {
             own,
             "a kind not named keeps its own limit"
         );
-        assert_eq!(JobTimeouts::parse("", known).unwrap(), JobTimeouts::default());
-        for bad in ["nope=10", "noop", "noop=0", "noop=1.5", "noop=+5", "noop=999999999999"] {
+        assert_eq!(
+            JobTimeouts::parse("", known).unwrap(),
+            JobTimeouts::default()
+        );
+        for bad in [
+            "nope=10",
+            "noop",
+            "noop=0",
+            "noop=1.5",
+            "noop=+5",
+            "noop=999999999999",
+        ] {
             assert!(JobTimeouts::parse(bad, known).is_err(), "{bad}");
         }
     }

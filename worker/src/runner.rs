@@ -183,7 +183,10 @@ impl Runner {
             services: self.services.clone(),
         };
         let t0 = Instant::now();
-        let limit = self.config.job_timeouts.for_kind(kind.name(), kind.timeout());
+        let limit = self
+            .config
+            .job_timeouts
+            .for_kind(kind.name(), kind.timeout());
         // Spawned so a panicking handler becomes an error instead of taking the worker down.
         let mut handle = tokio::spawn(kind.run(started.args.clone(), ctx));
         let joined = tokio::select! {
@@ -379,7 +382,7 @@ impl Runner {
 /// that changes it.
 fn timed_out(kind: &str, limit: std::time::Duration) -> JobError {
     let ms = limit.as_millis();
-    let limit = if ms % 1000 == 0 {
+    let limit = if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{ms} ms")
