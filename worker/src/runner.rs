@@ -195,8 +195,12 @@ impl Runner {
                 // Past the kind's bound: the handler is dropped (awaited, so it is gone before
                 // the slot frees) and the attempt counts as a retryable failure.
                 handle.abort();
-                let _ = (&mut handle).await;
-                Ok(Err(timed_out(kind.name(), limit)))
+                match (&mut handle).await {
+                    // It finished in the same instant: its own answer stands.
+                    Ok(r) => Ok(r),
+                    Err(e) if e.is_cancelled() => Ok(Err(timed_out(kind.name(), limit))),
+                    Err(e) => Err(e),
+                }
             }
             _ = hard_stop.cancelled() => {
                 // Give the handler a moment to stop cooperatively, then take the job back.
