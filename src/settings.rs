@@ -149,6 +149,24 @@ pub struct Settings {
     /// portfolio cannot take every socket (or the tenant's Jira rate budget) from the rest.
     #[serde(deserialize_with = "whole::number")]
     pub jira_concurrency: usize,
+    /// Largest Jira response read (`KEEL_JIRA_MAX_RESPONSE_BYTES`, default 8 MiB): reading
+    /// stops there and the job fails, so a huge or endless answer costs no more memory.
+    #[serde(deserialize_with = "whole::number")]
+    pub jira_max_response_bytes: usize,
+    /// Most bytes one job reads from Jira over all its requests (`KEEL_JIRA_MAX_JOB_BYTES`,
+    /// default 256 MiB), and most responses (pages) it reads (`KEEL_JIRA_MAX_JOB_PAGES`,
+    /// default 10,000). See `keel_jira::JiraConfig`.
+    #[serde(deserialize_with = "whole::number")]
+    pub jira_max_job_bytes: u64,
+    #[serde(deserialize_with = "whole::number")]
+    pub jira_max_job_pages: u32,
+    /// Most issues a sprint or portfolio analysis assesses (`KEEL_JIRA_MAX_ISSUES`, default
+    /// 2,000): paging stops once past it and the result says `"truncated": true`.
+    #[serde(deserialize_with = "whole::number")]
+    pub jira_max_issues: usize,
+    /// Per-kind time limits of one attempt (`KEEL_JOB_TIMEOUTS`): `kind=ms[,kind=ms…]`, `*` for
+    /// every kind not named; unset, each kind's own (`keel_jobs::Job::TIMEOUT`).
+    pub job_timeouts: Option<String>,
     /// Reserve each metered job's units against the tenant's plan at submit and refuse jobs
     /// over quota (`KEEL_METERING`, on by default; off for a deployment without billing).
     pub metering: bool,
@@ -220,6 +238,11 @@ impl Default for Settings {
             backoff_cap_ms: w.backoff.cap.as_millis() as u64,
             job_retention_days: 14,
             jira_concurrency: 4,
+            jira_max_response_bytes: keel_jira::JiraConfig::default().max_response_bytes,
+            jira_max_job_bytes: keel_jira::JiraConfig::default().max_job_bytes,
+            jira_max_job_pages: keel_jira::JiraConfig::default().max_job_pages,
+            jira_max_issues: keel_jira::JiraConfig::default().max_issues,
+            job_timeouts: None,
             metering: true,
             rate_limits: true,
             sentiment_model: None,
@@ -434,7 +457,32 @@ impl Settings {
                 cap: Duration::from_millis(self.backoff_cap_ms),
             },
             shutdown_timeout: Duration::from_millis(self.worker_shutdown_timeout_ms),
+            job_timeouts: self
+                .job_timeouts_parsed()
+                .unwrap_or_else(|e| panic!("unvalidated settings: {e}")),
             ..WorkerConfig::default()
+        }
+    }
+
+    /// `KEEL_JOB_TIMEOUTS`, checked against the built-in kinds.
+    pub fn job_timeouts_parsed(&self) -> anyhow::Result<keel_worker::JobTimeouts> {
+        let Some(spec) = &self.job_timeouts else {
+            return Ok(Default::default());
+        };
+        let kinds = keel_jobs::builtin_registry();
+        keel_worker::JobTimeouts::parse(spec, |k| kinds.get(k).is_some())
+            .map_err(|e| anyhow::anyhow!("KEEL_JOB_TIMEOUTS is invalid: {e}"))
+    }
+
+    /// The Jira client settings every tenant's client is built with.
+    pub fn jira_config(&self) -> keel_jira::JiraConfig {
+        keel_jira::JiraConfig {
+            max_concurrency: self.jira_concurrency,
+            max_response_bytes: self.jira_max_response_bytes,
+            max_job_bytes: self.jira_max_job_bytes,
+            max_job_pages: self.jira_max_job_pages,
+            max_issues: self.jira_max_issues,
+            ..keel_jira::JiraConfig::default()
         }
     }
 }

@@ -64,10 +64,7 @@ impl Keel {
                 allow_private: settings.allow_private_networks,
             },
         )
-        .with_jira_config(keel_jira::JiraConfig {
-            max_concurrency: settings.jira_concurrency,
-            ..keel_jira::JiraConfig::default()
-        });
+        .with_jira_config(settings.jira_config());
         // FinBERT: its files are checked now, the weights load on the first job that asks.
         if let Some(spec) = &settings.sentiment_model {
             let engine = keel_bert::finbert_engine(spec)

@@ -168,6 +168,12 @@ async fn a_job_that_kills_its_worker_every_time_ends_dead_after_max_attempts() {
     assert_eq!(job.attempt, 3, "{job:#?}");
     let message = error_message(&job);
     assert!(message.contains("attempts exhausted"), "{job:#?}");
+    let error = job.last_error.as_ref().unwrap();
+    assert_eq!(
+        (&error["kind"], &error["final"]),
+        (&json!("exhausted"), &json!(true)),
+        "{error}"
+    );
     assert!(job.finished_at.is_some(), "{job:#?}");
     assert!(job.lease_until.is_none(), "{job:#?}");
 

@@ -45,8 +45,14 @@ async fn retryable_errors_retry_up_to_max_attempts_then_dead_and_retry_brings_it
     let job = env.wait_status(id, JobStatus::Dead, secs(30)).await;
     assert_eq!(job.attempt, 4);
     assert_eq!(deliveries(&server).await, 4, "one delivery per attempt");
+    // The error says it ended the job: no attempt is left to retry it.
     let err = job.last_error.unwrap();
-    assert_eq!(err["kind"], "retryable");
+    assert_eq!(err["kind"], "exhausted", "{err}");
+    assert_eq!(err["final"], true, "{err}");
+    assert_eq!(
+        (err["attempt"].as_i64(), err["max_attempts"].as_i64()),
+        (Some(4), Some(4))
+    );
     assert!(
         err["message"].as_str().unwrap().contains("giving up"),
         "{err}"
@@ -96,6 +102,7 @@ async fn between_attempts_a_failed_job_waits_with_growing_delays() {
             "attempt {attempt}: waited {wait} ms, ceiling {ceiling} ms"
         );
         assert_eq!(job.last_error.as_ref().unwrap()["kind"], "retryable");
+        assert_eq!(job.last_error.as_ref().unwrap()["final"], false);
     }
     env.wait_status(id, JobStatus::Dead, secs(20)).await;
     assert_eq!(deliveries(&server).await, 4);
@@ -111,7 +118,9 @@ async fn a_fatal_error_goes_dead_at_once() {
     let job = env.wait_status(id, JobStatus::Dead, secs(10)).await;
     assert_eq!(job.attempt, 1);
     assert_eq!(job.max_attempts, 10, "webhook.deliver's default");
-    assert_eq!(job.last_error.unwrap()["kind"], "fatal");
+    let err = job.last_error.unwrap();
+    assert_eq!(err["kind"], "fatal");
+    assert_eq!(err["final"], true, "a fatal error ends the job: {err}");
     assert_eq!(deliveries(&server).await, 1);
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -12,6 +13,8 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 mod transport;
+
+use transport::check_page_len;
 
 use crate::config::JiraConfig;
 use crate::error::JiraError;
@@ -51,9 +54,35 @@ pub const SNAPSHOT_FIELDS: &[&str] = &[
 /// everything else is returned as a [`JiraError`] whose
 /// [`is_retryable`](JiraError::is_retryable) /
 /// [`retry_after`](JiraError::retry_after) drive the job layer's backoff.
+///
+/// Bounds: every response is read in chunks up to
+/// [`JiraConfig::max_response_bytes`]; all requests made through one client
+/// value and its clones count against one budget of
+/// [`JiraConfig::max_job_pages`] responses and [`JiraConfig::max_job_bytes`]
+/// bytes. A job takes [`for_job`](Self::for_job) of its tenant's shared client:
+/// the same connections and concurrency cap, a budget of its own.
 #[derive(Clone)]
 pub struct JiraClient {
     inner: Arc<Inner>,
+    budget: Arc<Budget>,
+}
+
+/// What the requests made through one client value (and its clones) have
+/// read so far: responses and bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Budget {
+    pub(crate) pages: AtomicU32,
+    pub(crate) bytes: AtomicU64,
+}
+
+/// A collection read up to a cap ([`JiraConfig::max_issues`]).
+#[derive(Debug, Clone)]
+pub struct Capped<T> {
+    /// What was read: every item when not truncated, else at least the cap
+    /// (the whole last page that crossed it).
+    pub items: Vec<T>,
+    /// Whether paging stopped at the cap with more left to read.
+    pub truncated: bool,
 }
 
 struct Inner {
@@ -145,7 +174,19 @@ impl JiraClient {
                 config,
                 permits,
             }),
+            budget: Arc::default(),
         })
+    }
+
+    /// This client with a fresh per-job budget ([`JiraConfig::max_job_pages`],
+    /// [`JiraConfig::max_job_bytes`]). It shares the connection pool and the
+    /// concurrency cap with `self` (so the tenant's cap holds across its jobs),
+    /// but not what `self` has read: one job's reading cannot use up another's.
+    pub fn for_job(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            budget: Arc::default(),
+        }
     }
 
     /// The site root this client talks to.
@@ -303,6 +344,28 @@ impl JiraClient {
         jql: &str,
         fields: &[&str],
     ) -> Result<Vec<JiraIssue>, JiraError> {
+        Ok(self.search_jql_up_to(jql, fields, None).await?.items)
+    }
+
+    /// [`search_jql`](Self::search_jql), stopping once
+    /// [`JiraConfig::max_issues`] issues were read and Jira has more
+    /// (`truncated`): a query matching 100,000 issues costs the pages up to
+    /// the cap, not all of them.
+    pub async fn search_jql_capped(
+        &self,
+        jql: &str,
+        fields: &[&str],
+    ) -> Result<Capped<JiraIssue>, JiraError> {
+        self.search_jql_up_to(jql, fields, Some(self.inner.config.max_issues))
+            .await
+    }
+
+    async fn search_jql_up_to(
+        &self,
+        jql: &str,
+        fields: &[&str],
+        cap: Option<usize>,
+    ) -> Result<Capped<JiraIssue>, JiraError> {
         if jql.trim().is_empty() {
             return Err(JiraError::Invalid("the JQL query is empty".into()));
         }
@@ -312,6 +375,7 @@ impl JiraClient {
             fields.iter().map(|s| s.to_string()).collect()
         };
         let url = self.url(&["rest", "api", "3", "search", "jql"], &[]);
+        let size = self.inner.config.page_size;
         let mut issues = Vec::new();
         let mut token: Option<String> = None;
         let mut seen_tokens = HashSet::new();
@@ -319,7 +383,7 @@ impl JiraClient {
             let mut body = json!({
                 "jql": jql,
                 "fields": fields,
-                "maxResults": self.inner.config.page_size,
+                "maxResults": size,
             });
             if let Some(t) = &token {
                 body["nextPageToken"] = Value::String(t.clone());
@@ -327,20 +391,31 @@ impl JiraClient {
             let page: SearchPage = self
                 .send(Method::POST, url.clone(), Some(&body), "search results")
                 .await?;
+            check_page_len(&url, page.issues.len(), size)?;
             issues.extend(page.issues);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(next) if page.is_last != Some(true) => {
-                    if !seen_tokens.insert(next.clone()) {
-                        return Err(JiraError::Decode {
-                            endpoint: url.path().to_string(),
-                            message: "Jira repeated a nextPageToken; stopping to avoid a loop"
-                                .into(),
-                        });
-                    }
-                    token = Some(next);
-                }
-                _ => return Ok(issues),
+            let more = match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(next) if page.is_last != Some(true) => Some(next),
+                _ => None,
+            };
+            let Some(next) = more else {
+                return Ok(Capped {
+                    items: issues,
+                    truncated: false,
+                });
+            };
+            if cap.is_some_and(|cap| issues.len() >= cap) {
+                return Ok(Capped {
+                    items: issues,
+                    truncated: true,
+                });
             }
+            if !seen_tokens.insert(next.clone()) {
+                return Err(JiraError::Decode {
+                    endpoint: url.path().to_string(),
+                    message: "Jira repeated a nextPageToken; stopping to avoid a loop".into(),
+                });
+            }
+            token = Some(next);
         }
         Err(self.too_many_pages(&url))
     }
@@ -349,9 +424,28 @@ impl JiraClient {
     /// (with [`snapshot_fields`](Self::snapshot_fields)), following
     /// `startAt`/`maxResults`/`total`.
     pub async fn sprint_issues(&self, sprint_id: u64) -> Result<Vec<JiraIssue>, JiraError> {
+        Ok(self.sprint_issues_up_to(sprint_id, None).await?.items)
+    }
+
+    /// [`sprint_issues`](Self::sprint_issues), stopping once
+    /// [`JiraConfig::max_issues`] issues were read and Jira has more
+    /// (`truncated`).
+    pub async fn sprint_issues_capped(
+        &self,
+        sprint_id: u64,
+    ) -> Result<Capped<JiraIssue>, JiraError> {
+        self.sprint_issues_up_to(sprint_id, Some(self.inner.config.max_issues))
+            .await
+    }
+
+    async fn sprint_issues_up_to(
+        &self,
+        sprint_id: u64,
+        cap: Option<usize>,
+    ) -> Result<Capped<JiraIssue>, JiraError> {
         let id = sprint_id.to_string();
         let fields = self.snapshot_fields().join(",");
-        self.offset_pages(
+        self.offset_pages_up_to(
             &format!("sprint {sprint_id}"),
             |start, size| {
                 self.url(
@@ -364,6 +458,7 @@ impl JiraClient {
                 )
             },
             |p: AgileIssuePage| (p.issues, p.total, None),
+            cap,
         )
         .await
     }

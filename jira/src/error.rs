@@ -96,6 +96,12 @@ pub enum JiraError {
         /// serde's message with the JSON path of the offending value.
         message: String,
     },
+    /// Jira's answer went past one of the client's bounds: bytes in one
+    /// response, bytes or responses in one job, items in one page. Reading
+    /// stopped there; the message names the limit. Not retryable: the same
+    /// request would meet the same answer.
+    #[error("{0}")]
+    OverLimit(String),
     /// Bad client configuration or arguments (base URL, issue key, ...).
     #[error("invalid Jira request: {0}")]
     Invalid(String),

@@ -59,7 +59,7 @@ pub mod error;
 pub mod snapshot;
 pub mod types;
 
-pub use client::{JiraClient, SNAPSHOT_FIELDS};
+pub use client::{Capped, JiraClient, SNAPSHOT_FIELDS};
 pub use config::JiraConfig;
 pub use error::{retry_after_from_headers, JiraError, CREDENTIALS_REJECTED};
 pub use snapshot::{to_snapshot, Sentiment};

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use keel_models::crypto::SecretBox;
 use keel_models::PgPool;
@@ -39,6 +40,12 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     const QUEUE: &'static str = "default";
     /// Attempts before the job goes `dead` (a submit may ask for fewer or more, up to 1000).
     const MAX_ATTEMPTS: i32 = 10;
+    /// How long one attempt may run (wall clock) before the worker gives up on it: the handler
+    /// is dropped, its slot freed, and the attempt fails with a retryable error (the job is
+    /// `dead` when it was the last). Operators override it per kind (`KEEL_JOB_TIMEOUTS`).
+    /// Without a bound, a handler stuck on a peer that never answers held its worker slot for
+    /// good. Kinds that talk to slow peers or do long work set their own.
+    const TIMEOUT: Duration = Duration::from_secs(5 * 60);
     /// Internal kinds are enqueued by Keel itself (the scheduler), never by tenants: a tenant's
     /// submit of one is refused exactly like an unknown kind, and they are not listed to tenants.
     /// They run with no tenant, so they may touch every tenant's rows (e.g. housekeeping).

@@ -5,7 +5,14 @@
 //! refused unless the operator allows private networks (`KEEL_ALLOW_PRIVATE_NETWORKS`, which tests
 //! use). Names are checked *after* DNS resolution, inside the client's resolver, so DNS rebinding
 //! cannot slip past a check made earlier; literal IPs are checked before the request; redirects
-//! are not followed (a redirect could point anywhere).
+//! are not followed (a redirect could point anywhere); proxies from the environment
+//! (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`) are ignored, since a proxy would resolve the name
+//! itself, past the guard.
+//!
+//! What the tenant reads about a refused destination (in `last_error` or a 422) names the host
+//! only; the internal address it resolved to is logged for the operator and nowhere else. And a
+//! tenant's URL is written into errors as [`redacted`] (`scheme://host/…`): chat webhooks carry
+//! their secret in the path.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, LazyLock};
@@ -20,10 +27,47 @@ pub struct NetPolicy {
     pub allow_private: bool,
 }
 
-/// The error the guarded resolver and [`check_url`] return for a refused destination.
+/// The error the guarded resolver and [`check_url`] return for a refused destination. Its
+/// `Display` is what the tenant reads, so it names the host and never the address a name
+/// resolved to (that would map Keel's internal network for the tenant): the resolver logs the
+/// address for the operator instead.
 #[derive(Debug, thiserror::Error)]
-#[error("destination {0} is not allowed (loopback, private, link-local or metadata address)")]
-pub struct BlockedAddress(pub String);
+pub struct BlockedAddress {
+    /// The host as the tenant wrote it (a name or a literal address).
+    pub host: String,
+    /// Whether a name was refused for what it resolved to (not for itself).
+    pub resolved: bool,
+}
+
+impl std::fmt::Display for BlockedAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = if self.resolved {
+            "resolves to a disallowed address"
+        } else {
+            "is not allowed"
+        };
+        write!(
+            f,
+            "destination {} {how} (loopback, private, link-local or metadata address)",
+            self.host
+        )
+    }
+}
+
+/// `scheme://host[:port]/…`: a tenant's URL as errors and logs may show it. The path and query
+/// are left out because chat webhooks (Slack, Discord, Teams) carry their secret there, and a
+/// `last_error` is read by more people than the one who set the URL.
+pub fn redacted(url: &Url) -> String {
+    let host = match url.host() {
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        Some(h) => h.to_string(),
+        None => String::new(),
+    };
+    match url.port() {
+        Some(port) => format!("{}://{host}:{port}/…", url.scheme()),
+        None => format!("{}://{host}/…", url.scheme()),
+    }
+}
 
 /// IPv4 ranges tenant URLs must not reach: this-network, private, CGNAT, loopback, link-local
 /// (cloud metadata), IETF protocol assignments, benchmarking, multicast and reserved.
@@ -45,13 +89,16 @@ static V4_BLOCKED: LazyLock<Vec<Ipv4Net>> = LazyLock::new(|| {
     .collect()
 });
 
-/// IPv6: unspecified, loopback, NAT64, Teredo, unique-local (incl. fd00:ec2::254 metadata),
-/// link-local, multicast. IPv4-mapped and 6to4 addresses are checked by the IPv4 they embed.
+/// IPv6: unspecified, loopback and the deprecated IPv4-compatible addresses (`::/96`, e.g.
+/// `::127.0.0.1`, which some stacks still route to the IPv4 they embed), NAT64 (the well-known
+/// `64:ff9b::/96` and the local-use `64:ff9b:1::/48`, both translated to IPv4 addresses Keel
+/// cannot see), Teredo, unique-local (incl. fd00:ec2::254 metadata), link-local, multicast.
+/// IPv4-mapped and 6to4 addresses are checked by the IPv4 they embed.
 static V6_BLOCKED: LazyLock<Vec<Ipv6Net>> = LazyLock::new(|| {
     [
-        "::/128",
-        "::1/128",
+        "::/96",
         "64:ff9b::/96",
+        "64:ff9b:1::/48",
         "2001::/32",
         "fc00::/7",
         "fe80::/10",
@@ -123,7 +170,11 @@ pub fn check_url(raw: &str, policy: &NetPolicy) -> Result<Url, String> {
         }
     };
     if blocked {
-        return Err(BlockedAddress(host.to_string()).to_string());
+        return Err(BlockedAddress {
+            host: host.to_string(),
+            resolved: false,
+        }
+        .to_string());
     }
     Ok(url)
 }
@@ -142,7 +193,13 @@ impl Resolve for GuardedResolver {
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if !allow_private {
                 if let Some(bad) = addrs.iter().find(|a| is_internal(a.ip())) {
-                    return Err(Box::new(BlockedAddress(format!("{host} ({})", bad.ip())))
+                    // The address is for the operator's eyes only (see `BlockedAddress`).
+                    tracing::warn!(host = ?host, address = %bad.ip(),
+                        "refused an outbound request: the name resolves to an internal address");
+                    return Err(Box::new(BlockedAddress {
+                        host,
+                        resolved: true,
+                    })
                         as Box<dyn std::error::Error + Send + Sync>);
                 }
             }
@@ -153,8 +210,16 @@ impl Resolve for GuardedResolver {
 
 /// A client builder whose resolver refuses internal addresses: the base of every client that
 /// calls tenant-chosen hosts (webhooks, Jira).
+///
+/// `no_proxy`: reqwest reads `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` by default, and through a
+/// proxy the client resolves only the proxy's name; the proxy resolves the tenant's host, where
+/// the guard cannot see it (a proxy inside the network reaches everything the guard refuses).
+/// Operators who must send webhooks through an egress proxy need one that applies the same
+/// rules itself; Keel does not pass tenant requests through one.
 pub fn guarded_builder(policy: &NetPolicy) -> reqwest::ClientBuilder {
-    reqwest::Client::builder().dns_resolver(Arc::new(GuardedResolver { policy: *policy }))
+    reqwest::Client::builder()
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver { policy: *policy }))
 }
 
 /// The client handlers use for tenant-chosen URLs.
@@ -167,7 +232,8 @@ pub fn guarded_client(policy: &NetPolicy) -> reqwest::Client {
         .expect("static reqwest configuration is valid")
 }
 
-/// Whether a reqwest error was caused by the SSRF guard (then retrying cannot help).
+/// Whether a reqwest error was caused by the SSRF guard (then retrying cannot help): the
+/// tenant-facing message, without the resolved address.
 pub fn blocked_cause(err: &reqwest::Error) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
@@ -204,6 +270,31 @@ mod tests {
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
+        // IPv4-compatible (deprecated, `::/96`): the IPv4 address in the last 32 bits, which
+        // some stacks still route; every one of them is refused, public ones too.
+        for ip in [
+            "::127.0.0.1",
+            "::a9fe:a9fe",
+            "::10.0.0.1",
+            "::8.8.8.8",
+            "::2",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "IPv4-compatible {ip}");
+        }
+        // NAT64: the well-known prefix and the local-use one (RFC 8215), both translated by a
+        // gateway to IPv4 addresses the guard never sees.
+        for ip in [
+            "64:ff9b::7f00:1",
+            "64:ff9b::808:808",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "NAT64 {ip}");
+        }
+        // Just outside those prefixes: ordinary public addresses.
+        for ip in ["::1:0:0:1", "64:ff9b:2::1", "64:ff9a:ffff::1"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
         for ip in [
             "8.8.8.8",
             "1.1.1.1",
@@ -225,6 +316,8 @@ mod tests {
             "http://169.254.169.254/latest/meta-data",
             "http://localhost/",
             "http://metadata.google.internal/",
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b:1::a9fe:a9fe]/",
             "ftp://example.com/",
             "https://user:pw@example.com/",
             "not a url",
@@ -241,6 +334,32 @@ mod tests {
     async fn the_client_refuses_names_resolving_to_internal_addresses() {
         let client = guarded_client(&NetPolicy::default());
         let err = client.get("http://localhost:9/").send().await.unwrap_err();
-        assert!(blocked_cause(&err).is_some(), "{err:?}");
+        let cause = blocked_cause(&err).expect("refused by the guard");
+        // The tenant reads the host, not what it resolved to.
+        assert_eq!(
+            cause,
+            "destination localhost resolves to a disallowed address (loopback, private, link-local or metadata address)"
+        );
+        assert!(
+            !cause.contains("127.0.0.1") && !cause.contains("::1"),
+            "{cause}"
+        );
+    }
+
+    #[test]
+    fn redacted_urls_keep_scheme_host_and_port_only() {
+        let r = |s: &str| redacted(&Url::parse(s).unwrap());
+        assert_eq!(
+            r("https://hooks.slack.com/services/T0/B0/s3cr3t?x=1#f"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            r("http://127.0.0.1:8080/hook/abc"),
+            "http://127.0.0.1:8080/…"
+        );
+        assert_eq!(
+            r("https://[2001:db8::1]:8443/a"),
+            "https://[2001:db8::1]:8443/…"
+        );
     }
 }

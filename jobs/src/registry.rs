@@ -22,6 +22,8 @@ pub trait ErasedKind: Send + Sync {
     fn name(&self) -> &'static str;
     fn queue(&self) -> &'static str;
     fn max_attempts(&self) -> i32;
+    /// See [`Job::TIMEOUT`]: the kind's own bound on one attempt.
+    fn timeout(&self) -> std::time::Duration;
     /// See [`Job::INTERNAL`]: only Keel itself enqueues this kind.
     fn internal(&self) -> bool;
     /// Parses args as the kind's type only (errors carry the field path), without the kind's
@@ -59,6 +61,9 @@ impl<J: Job> ErasedKind for Kind<J> {
     }
     fn max_attempts(&self) -> i32 {
         J::MAX_ATTEMPTS
+    }
+    fn timeout(&self) -> std::time::Duration {
+        J::TIMEOUT
     }
     fn internal(&self) -> bool {
         J::INTERNAL

@@ -20,6 +20,7 @@ impl Settings {
         if self.jira_concurrency == 0 || self.jira_concurrency > 64 {
             anyhow::bail!("KEEL_JIRA_CONCURRENCY must be between 1 and 64");
         }
+        self.job_timeouts_parsed()?;
         if self.worker_concurrency == 0 || self.worker_concurrency > 10_000 {
             anyhow::bail!("KEEL_WORKER_CONCURRENCY must be between 1 and 10000");
         }
@@ -102,6 +103,30 @@ impl Settings {
             ),
             ("KEEL_BACKOFF_BASE_MS", self.backoff_base_ms, 1, DAY_MS),
             ("KEEL_BACKOFF_CAP_MS", self.backoff_cap_ms, 1, 30 * DAY_MS),
+            (
+                "KEEL_JIRA_MAX_RESPONSE_BYTES",
+                self.jira_max_response_bytes as u64,
+                1024,
+                1 << 30,
+            ),
+            (
+                "KEEL_JIRA_MAX_JOB_BYTES",
+                self.jira_max_job_bytes,
+                1024,
+                1 << 36,
+            ),
+            (
+                "KEEL_JIRA_MAX_JOB_PAGES",
+                self.jira_max_job_pages.into(),
+                1,
+                1_000_000,
+            ),
+            (
+                "KEEL_JIRA_MAX_ISSUES",
+                self.jira_max_issues as u64,
+                1,
+                100_000,
+            ),
             (
                 "KEEL_DATABASE_MAX_CONNECTIONS",
                 self.database_max_connections.into(),

@@ -431,3 +431,44 @@ fn the_encryption_key_may_be_hex_or_base64_with_or_without_an_id() {
         assert!(err.contains("KEEL_ENCRYPTION_KEY"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn job_time_limits_and_jira_bounds_are_checked_and_named() {
+    let s = Settings {
+        job_timeouts: Some("jira.analyze.portfolio=7200000, *=600000".into()),
+        jira_max_issues: 500,
+        ..Settings::default()
+    };
+    s.validate().unwrap();
+    let w = s.worker_config();
+    let limit = |kind: &str| w.job_timeouts.for_kind(kind, Duration::from_secs(1));
+    assert_eq!(limit("jira.analyze.portfolio"), Duration::from_secs(7200));
+    assert_eq!(limit("noop"), Duration::from_secs(600));
+    assert_eq!(s.jira_config().max_issues, 500);
+    for (bad, var) in [
+        (
+            Settings {
+                job_timeouts: Some("webhook.delivr=1000".into()),
+                ..Settings::default()
+            },
+            "KEEL_JOB_TIMEOUTS",
+        ),
+        (
+            Settings {
+                jira_max_response_bytes: 0,
+                ..Settings::default()
+            },
+            "KEEL_JIRA_MAX_RESPONSE_BYTES",
+        ),
+        (
+            Settings {
+                jira_max_job_pages: 0,
+                ..Settings::default()
+            },
+            "KEEL_JIRA_MAX_JOB_PAGES",
+        ),
+    ] {
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains(var), "{err}");
+    }
+}

@@ -1,5 +1,6 @@
 //! Worker settings. Defaults suit production; tests shorten the timings.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use keel_jobs::backoff::Backoff;
@@ -39,6 +40,65 @@ pub struct WorkerConfig {
     pub consumer: String,
     /// Run the relay in this process.
     pub relay: bool,
+    /// Each kind's time limit per attempt, where the operator overrides the kind's own
+    /// ([`keel_jobs::Job::TIMEOUT`]).
+    pub job_timeouts: JobTimeouts,
+}
+
+/// Operator overrides of the kinds' time limits (`KEEL_JOB_TIMEOUTS`): `kind=ms` pairs, and
+/// `*=ms` for every kind not named.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobTimeouts {
+    pub every_kind: Option<Duration>,
+    pub per_kind: HashMap<String, Duration>,
+}
+
+impl JobTimeouts {
+    /// Longest limit one may set: a week (a limit is a bound, not a way to turn it off).
+    pub const MAX: Duration = Duration::from_secs(7 * 86_400);
+
+    /// Parses `kind=ms[,kind=ms…]` (`*` for every other kind). `known` says whether a kind
+    /// exists, so a misspelt one is refused instead of silently not applying.
+    pub fn parse(spec: &str, known: impl Fn(&str) -> bool) -> Result<Self, String> {
+        let mut out = Self::default();
+        for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((kind, ms)) = pair.split_once('=') else {
+                return Err(format!("{pair:?} is not kind=milliseconds"));
+            };
+            let (kind, ms) = (kind.trim(), ms.trim());
+            let ms: u64 = ms
+                .parse()
+                .ok()
+                .filter(|_| ms.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| {
+                    format!("{ms:?} (for {kind}) is not a whole number of milliseconds")
+                })?;
+            let limit = Duration::from_millis(ms);
+            if limit.is_zero() || limit > Self::MAX {
+                return Err(format!(
+                    "{kind}={ms}: a limit is between 1 and {} ms",
+                    Self::MAX.as_millis()
+                ));
+            }
+            if kind == "*" {
+                out.every_kind = Some(limit);
+            } else if known(kind) {
+                out.per_kind.insert(kind.to_string(), limit);
+            } else {
+                return Err(format!("{kind:?} is not a job kind"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The limit of one attempt of `kind`, whose own is `default`.
+    pub fn for_kind(&self, kind: &str, default: Duration) -> Duration {
+        self.per_kind
+            .get(kind)
+            .copied()
+            .or(self.every_kind)
+            .unwrap_or(default)
+    }
 }
 
 impl Default for WorkerConfig {
@@ -58,6 +118,7 @@ impl Default for WorkerConfig {
             shutdown_timeout: Duration::from_secs(25),
             consumer: default_consumer_name(),
             relay: true,
+            job_timeouts: JobTimeouts::default(),
         }
     }
 }
@@ -77,4 +138,42 @@ pub fn default_consumer_name() -> String {
         std::process::id(),
         rand::random::<u32>() & 0xff_ffff
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_timeouts_name_kinds_or_every_kind() {
+        let known = |k: &str| matches!(k, "noop" | "webhook.deliver");
+        let t = JobTimeouts::parse(" webhook.deliver=2500, *=60000 ,", known).unwrap();
+        let own = Duration::from_secs(300);
+        assert_eq!(
+            t.for_kind("webhook.deliver", own),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(t.for_kind("noop", own), Duration::from_secs(60));
+        assert_eq!(
+            JobTimeouts::parse("noop=10", known)
+                .unwrap()
+                .for_kind("webhook.deliver", own),
+            own,
+            "a kind not named keeps its own limit"
+        );
+        assert_eq!(
+            JobTimeouts::parse("", known).unwrap(),
+            JobTimeouts::default()
+        );
+        for bad in [
+            "nope=10",
+            "noop",
+            "noop=0",
+            "noop=1.5",
+            "noop=+5",
+            "noop=999999999999",
+        ] {
+            assert!(JobTimeouts::parse(bad, known).is_err(), "{bad}");
+        }
+    }
 }

@@ -345,7 +345,7 @@ impl Worker {
                     for (c, permit) in claimed.into_iter().zip(permits) {
                         let runner = runner.clone();
                         let (hard_stop, slots, shutdown) = (hard_stop.clone(), slots.clone(), shutdown.clone());
-                        let span = tracing::info_span!("job", job_id = %c.started.id, kind = %c.started.kind, attempt = c.started.attempt);
+                        let span = tracing::info_span!("job", job_id = %c.started.id, kind = ?c.started.kind, attempt = c.started.attempt);
                         job_tasks.spawn(
                             async move {
                                 match permit {

@@ -28,6 +28,6 @@ pub mod relay;
 pub mod runner;
 pub mod supervisor;
 
-pub use config::WorkerConfig;
+pub use config::{JobTimeouts, WorkerConfig};
 pub use fetch::Worker;
 pub use runner::Outcome;

@@ -183,10 +183,25 @@ impl Runner {
             services: self.services.clone(),
         };
         let t0 = Instant::now();
+        let limit = self
+            .config
+            .job_timeouts
+            .for_kind(kind.name(), kind.timeout());
         // Spawned so a panicking handler becomes an error instead of taking the worker down.
         let mut handle = tokio::spawn(kind.run(started.args.clone(), ctx));
         let joined = tokio::select! {
             r = &mut handle => r,
+            _ = tokio::time::sleep(limit) => {
+                // Past the kind's bound: the handler is dropped (awaited, so it is gone before
+                // the slot frees) and the attempt counts as a retryable failure.
+                handle.abort();
+                match (&mut handle).await {
+                    // It finished in the same instant: its own answer stands.
+                    Ok(r) => Ok(r),
+                    Err(e) if e.is_cancelled() => Ok(Err(timed_out(kind.name(), limit))),
+                    Err(e) => Err(e),
+                }
+            }
             _ = hard_stop.cancelled() => {
                 // Give the handler a moment to stop cooperatively, then take the job back.
                 let grace = std::time::Duration::from_millis(500);
@@ -323,13 +338,7 @@ impl Runner {
                 )
             }
             err => {
-                let mut json = err.to_json(attempt);
-                if matches!(err, JobError::Retryable { .. }) {
-                    json["message"] = Value::String(format!(
-                        "{err} (attempt {attempt} of {}; giving up)",
-                        started.max_attempts
-                    ));
-                }
+                let json = err.to_final_json(attempt, started.max_attempts);
                 let r = job::fail_dead(&mut conn, id, attempt, &json).await;
                 (
                     r,
@@ -353,8 +362,9 @@ impl Runner {
                 // A job that died needs an operator's eye (retry, or fix its input): said at WARN,
                 // with its error. It had been a DEBUG line like every other outcome.
                 if let Outcome::Dead { error } = &outcome {
-                    tracing::warn!(job_id = %id, kind = %started.kind, tenant_id = ?started.tenant_id,
-                        attempt, max_attempts = started.max_attempts, error = %error, "job dead");
+                    // Escaped (`?`): the error quotes what receivers and Jira answered.
+                    tracing::warn!(job_id = %id, kind = ?started.kind, tenant_id = ?started.tenant_id,
+                        attempt, max_attempts = started.max_attempts, error = ?error, "job dead");
                 } else {
                     tracing::debug!(job_id = %id, attempt, outcome = label, "job finished");
                 }
@@ -370,6 +380,20 @@ impl Runner {
             }
         }
     }
+}
+
+/// The error of an attempt stopped at its kind's time limit, naming the limit and the setting
+/// that changes it.
+fn timed_out(kind: &str, limit: std::time::Duration) -> JobError {
+    let ms = limit.as_millis();
+    let limit = if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    };
+    JobError::retryable(format!(
+        "the attempt ran longer than {limit}, the time limit of {kind} jobs, and was stopped (KEEL_JOB_TIMEOUTS sets it)"
+    ))
 }
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {

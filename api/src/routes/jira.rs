@@ -93,7 +93,8 @@ pub async fn connect(
         },
     )
     .await?;
-    tracing::info!(tenant_id = %tenant, base_url = %base_url, "Jira connected");
+    // `?`: the URL is the tenant's text, logged escaped.
+    tracing::info!(tenant_id = %tenant, base_url = ?base_url, "Jira connected");
     Ok(Json(json!({ "jira": stored, "connected": true })))
 }
 
@@ -108,7 +109,10 @@ fn check_failed(base_url: &str, e: JiraError) -> ApiError {
             details: json!({ "jira_status": status }),
         },
         JiraError::Invalid(m) => ApiError::invalid("base_url", m.clone()),
-        JiraError::NotFound { .. } | JiraError::Redirected { .. } | JiraError::Decode { .. } => {
+        JiraError::NotFound { .. }
+        | JiraError::Redirected { .. }
+        | JiraError::Decode { .. }
+        | JiraError::OverLimit(_) => {
             ApiError::Unprocessable {
                 code: "not_a_jira_site",
                 message: format!("{base_url} did not answer like a Jira Cloud site: {e}"),

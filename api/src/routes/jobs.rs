@@ -129,7 +129,7 @@ pub(crate) async fn accept(
     };
     match inserted {
         Inserted::New(job) => {
-            tracing::info!(job_id = %job.id, kind = %job.kind, tenant_id = %tenant, "job accepted");
+            tracing::info!(job_id = %job.id, kind = ?job.kind, tenant_id = %tenant, "job accepted");
             Ok((StatusCode::ACCEPTED, Json(JobView::from(job))))
         }
         Inserted::Existing(job) => {

@@ -3,6 +3,7 @@
 //! announced, errors classified into [`JiraError`] (which drives the job layer's retries), and
 //! offset-paged collections gathered page by page.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION};
@@ -10,7 +11,7 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::JiraClient;
+use super::{Budget, Capped, JiraClient};
 use crate::error::JiraError;
 
 impl JiraClient {
@@ -27,21 +28,43 @@ impl JiraClient {
     where
         P: DeserializeOwned,
     {
+        Ok(self
+            .offset_pages_up_to(what, make_url, split, None)
+            .await?
+            .items)
+    }
+
+    /// [`offset_pages`](Self::offset_pages), stopping once `cap` items were
+    /// read and there are more (`truncated`).
+    pub(super) async fn offset_pages_up_to<P, T>(
+        &self,
+        what: &str,
+        make_url: impl Fn(u64, u32) -> Url,
+        split: impl Fn(P) -> (Vec<T>, Option<u64>, Option<bool>),
+        cap: Option<usize>,
+    ) -> Result<Capped<T>, JiraError>
+    where
+        P: DeserializeOwned,
+    {
         let size = self.inner.config.page_size;
         let mut out = Vec::new();
         let mut start: u64 = 0;
         for _ in 0..self.inner.config.max_pages {
             let url = make_url(start, size);
-            let page: P = self.get(url, what).await?;
+            let page: P = self.get(url.clone(), what).await?;
             let (items, total, is_last) = split(page);
+            check_page_len(&url, items.len(), size)?;
             let n = items.len() as u64;
             out.extend(items);
             start += n;
             let done = is_last == Some(true)
                 || n == 0
                 || total.map_or(is_last.is_none() && n < u64::from(size), |t| start >= t);
-            if done {
-                return Ok(out);
+            if done || cap.is_some_and(|cap| out.len() >= cap) {
+                return Ok(Capped {
+                    items: out,
+                    truncated: !done,
+                });
             }
         }
         Err(self.too_many_pages(&make_url(start, size)))
@@ -128,6 +151,12 @@ impl JiraClient {
             .acquire()
             .await
             .map_err(|_| JiraError::Invalid("the Jira client was shut down".into()))?;
+        let max_pages = self.inner.config.max_job_pages;
+        if self.budget.pages.fetch_add(1, Ordering::Relaxed) >= max_pages {
+            return Err(JiraError::OverLimit(format!(
+                "this job has made {max_pages} requests to Jira, the most one job may make; stopping (narrow the query, or raise the limit)"
+            )));
+        }
         let started = Instant::now();
         let mut req = self
             .inner
@@ -142,13 +171,14 @@ impl JiraClient {
             Ok(r) => r,
             Err(e) => {
                 let err = JiraError::transport(&e);
-                tracing::warn!(%method, path = url.path(), error = %err, "jira request failed");
+                // `?`: the text comes from the tenant's server; escaped, it cannot forge lines.
+                tracing::warn!(%method, path = url.path(), error = ?err.to_string(), "jira request failed");
                 return Err(err);
             }
         };
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = read_body(resp, self.inner.config.max_response_bytes, url).await?;
+        let bytes = read_body(resp, &self.inner.config, &self.budget, url).await?;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         if status.is_success() {
             tracing::debug!(%method, path = url.path(), status = status.as_u16(), elapsed_ms, "jira request");
@@ -161,34 +191,66 @@ impl JiraClient {
             status = status.as_u16(),
             elapsed_ms,
             retryable = err.is_retryable(),
-            error = %err,
+            error = ?err.to_string(),
             "jira request rejected"
         );
         Err(err)
     }
 }
 
-/// Reads a body, refusing more than `max` bytes.
+/// Reads a body chunk by chunk, stopping (and dropping the connection) as
+/// soon as it passes the per-response limit or the job's byte budget: what a
+/// huge or endless answer costs is the limit, never the whole answer. A
+/// `Content-Length` above the limit is refused before reading anything.
 async fn read_body(
     mut resp: reqwest::Response,
-    max: usize,
+    config: &crate::JiraConfig,
+    budget: &Budget,
     url: &Url,
 ) -> Result<Vec<u8>, JiraError> {
-    let too_big = || JiraError::Decode {
-        endpoint: url.path().to_string(),
-        message: format!("response larger than {max} bytes"),
+    let max = config.max_response_bytes;
+    let too_big = || {
+        JiraError::OverLimit(format!(
+            "Jira's answer from {} is larger than {max} bytes, the most Keel reads in one response; reading stopped",
+            url.path()
+        ))
+    };
+    let over_budget = || {
+        JiraError::OverLimit(format!(
+            "this job has read {} bytes from Jira, the most one job may read; reading stopped (narrow the query, or raise the limit)",
+            config.max_job_bytes
+        ))
     };
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(too_big());
     }
-    let mut buf = Vec::new();
+    // Reserved up to the announced length (bounded by `max` above), so the
+    // buffer does not double past what the response holds.
+    let mut buf = Vec::with_capacity(resp.content_length().map_or(0, |n| n as usize));
     while let Some(chunk) = resp.chunk().await.map_err(|e| JiraError::transport(&e))? {
         if buf.len() + chunk.len() > max {
             return Err(too_big());
         }
+        let n = chunk.len() as u64;
+        if budget.bytes.fetch_add(n, Ordering::Relaxed) + n > config.max_job_bytes {
+            return Err(over_budget());
+        }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf)
+}
+
+/// Jira never answers more items than asked for (`maxResults`); a server
+/// that does is not paging as documented, and its page is refused rather
+/// than read into memory as a list of any length.
+pub(super) fn check_page_len(url: &Url, n: usize, size: u32) -> Result<(), JiraError> {
+    if n > size as usize {
+        return Err(JiraError::OverLimit(format!(
+            "Jira answered {} with {n} items for a page of at most {size}; refusing the page",
+            url.path()
+        )));
+    }
+    Ok(())
 }
 
 /// Deserializes with the JSON path of the first offending value in the

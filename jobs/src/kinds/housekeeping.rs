@@ -50,6 +50,8 @@ impl Housekeeping {
 impl Job for Housekeeping {
     const NAME: &'static str = "keel.housekeeping";
     const MAX_ATTEMPTS: i32 = 5;
+    /// Deletes in batches; a first run over a long history takes a while.
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60 * 60);
     const INTERNAL: bool = true;
 
     fn validate(&self, _services: &Services) -> Result<(), ArgsError> {

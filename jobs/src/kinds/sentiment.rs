@@ -74,6 +74,9 @@ pub struct SentimentScore {
 impl Job for SentimentScore {
     const NAME: &'static str = "sentiment.score";
     const MAX_ATTEMPTS: i32 = 3;
+    /// 1,000 texts through FinBERT on a CPU take about a minute; queued behind other jobs'
+    /// texts in the batching service, more.
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
     fn validate(&self, services: &Services) -> Result<(), ArgsError> {
         services

@@ -39,6 +39,8 @@ pub struct Reconcile {
 impl Job for Reconcile {
     const NAME: &'static str = "stripe.reconcile";
     const MAX_ATTEMPTS: i32 = 10;
+    /// One Stripe read per managed subscription.
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
     const INTERNAL: bool = true;
 
     async fn run(self, ctx: JobContext) -> Result<Value, JobError> {

@@ -59,6 +59,8 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
 impl Job for WebhookDeliver {
     const NAME: &'static str = "webhook.deliver";
     const MAX_ATTEMPTS: i32 = 10;
+    /// The request's own 10 s timeout, loading the signing secret, and room to spare.
+    const TIMEOUT: Duration = Duration::from_secs(60);
 
     fn validate(&self, services: &Services) -> Result<(), ArgsError> {
         net::check_url(&self.url, &services.net).map_err(|m| ArgsError::new("args.url", m))?;
@@ -106,6 +108,8 @@ impl Job for WebhookDeliver {
 
         let body = serde_json::to_vec(&self.payload).expect("a JSON value serialises");
         let timestamp = chrono::Utc::now().timestamp();
+        // What errors may say of the destination: chat webhooks carry their secret in the path.
+        let destination = net::redacted(&url);
         let request = services
             .http
             .post(url)
@@ -131,21 +135,20 @@ impl Job for WebhookDeliver {
                 if let Some(blocked) = net::blocked_cause(&e) {
                     return Err(JobError::fatal(blocked));
                 }
+                // reqwest's errors print the whole URL; `last_error` and logs get it redacted.
+                let (builder, timeout) = (e.is_builder(), e.is_timeout());
+                let e = e.without_url();
                 // The request itself cannot be built (a job stored before its args were
                 // checked as they are now): no attempt will ever send it.
-                if e.is_builder() {
+                if builder {
                     return Err(JobError::fatal(format!(
-                        "the request cannot be built: {}",
+                        "the request to {destination} cannot be built: {}",
                         error_chain(&e)
                     )));
                 }
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "failed"
-                };
+                let what = if timeout { "timed out" } else { "failed" };
                 return Err(JobError::retryable(format!(
-                    "delivery {what}: {}",
+                    "delivery to {destination} {what}: {}",
                     error_chain(&e)
                 )));
             }

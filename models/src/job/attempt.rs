@@ -56,9 +56,12 @@ pub async fn start_many(
                                THEN now() ELSE started_at END,
              finished_at = CASE WHEN cancel_requested_at IS NULL AND attempt < max_attempts
                                 THEN NULL ELSE now() END,
+             -- The shape of every dead job's error (`JobError::to_final_json`): it says it is
+             -- final, and "exhausted" like any job whose last attempt failed.
              last_error = CASE WHEN cancel_requested_at IS NULL AND attempt >= max_attempts
                                THEN jsonb_build_object(
-                                 'kind', 'fatal',
+                                 'kind', 'exhausted', 'final', true,
+                                 'attempt', attempt, 'max_attempts', max_attempts,
                                  'message', format('attempts exhausted (%s of %s): the worker running the last attempt was lost before finishing', attempt, max_attempts))
                                ELSE last_error END,
              dispatched_at = NULL,

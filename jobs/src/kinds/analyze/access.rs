@@ -8,13 +8,20 @@
 //! The cap is the operator's default (`KEEL_JIRA_CONCURRENCY`) unless the tenant's subscription
 //! (active, trialing or past-due) has an add-on whose `features` set `jira_concurrency` higher
 //! (see `config/plans.toml`); an add-on never lowers it.
+//!
+//! The cap also bounds the tenant's Jira *jobs* running in this process ([`JobJira`]): a job
+//! that finds them all taken does not wait in its worker slot (see [`JiraClients::client`]).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use keel_jira::{JiraClient, JiraConfig};
+use rand::Rng;
 use secrecy::SecretString;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::error::JobError;
@@ -26,10 +33,28 @@ type CacheKey = (DateTime<Utc>, usize);
 /// The highest per-tenant cap an add-on can grant (the bound of `KEEL_JIRA_CONCURRENCY` too).
 pub const MAX_JIRA_CONCURRENCY: usize = 64;
 
+/// A cached tenant client, with the places of the tenant's Jira jobs running in this process.
+type Entry = (CacheKey, JiraClient, Arc<Semaphore>);
+
 /// The cache, plus the client settings every tenant's client is built with.
 pub struct JiraClients {
     config: JiraConfig,
-    clients: Mutex<HashMap<Uuid, (CacheKey, JiraClient)>>,
+    clients: Mutex<HashMap<Uuid, Entry>>,
+}
+
+/// One job's Jira access: the tenant's shared client (its connections and request cap) with a
+/// budget of the job's own ([`JiraClient::for_job`]), and the job's place among the tenant's
+/// Jira jobs in this process, given back when the job ends (this is dropped).
+pub struct JobJira {
+    client: JiraClient,
+    _place: OwnedSemaphorePermit,
+}
+
+impl Deref for JobJira {
+    type Target = JiraClient;
+    fn deref(&self) -> &JiraClient {
+        &self.client
+    }
 }
 
 impl JiraClients {
@@ -44,9 +69,43 @@ impl JiraClients {
         &self.config
     }
 
-    /// The tenant's client, built from its stored connection (token unsealed here, never
-    /// logged). No connection is fatal: retrying cannot connect Jira for the tenant.
-    pub async fn client(&self, services: &Services, tenant: Uuid) -> Result<JiraClient, JobError> {
+    /// The tenant's client for one job, built from its stored connection (token unsealed here,
+    /// never logged). No connection is fatal: retrying cannot connect Jira for the tenant.
+    ///
+    /// At most the tenant's cap of its Jira jobs run at once in this process. A job that finds
+    /// every place taken is *deferred* at once ([`JobError::Deferred`]: back to `queued`, due in
+    /// a second or two, the attempt not counted) rather than waiting for a place. Waiting would
+    /// hold a worker slot for as long as the tenant's other jobs run (a portfolio takes minutes),
+    /// so a tenant with a backlog of analyses could fill every slot of a worker with jobs doing
+    /// nothing, and other tenants' jobs would wait behind them; deferred, the wait happens in
+    /// the ledger, where it costs one row update per try. Not counted, because the job did
+    /// nothing wrong: its tenant's other jobs hold the places. A job holding a place still
+    /// queues for the cap's request permits, but only behind the other placed jobs' requests,
+    /// each bounded by the client's timeout.
+    pub async fn client(&self, services: &Services, tenant: Uuid) -> Result<JobJira, JobError> {
+        let (client, places) = self.shared_client(services, tenant).await?;
+        let cap = client.config().max_concurrency;
+        let place = places.try_acquire_owned().map_err(|_| {
+            let wait = Duration::from_millis(rand::thread_rng().gen_range(1000..3000));
+            JobError::deferred(
+                wait,
+                format!(
+                    "the tenant's Jira concurrency ({cap}) is in use by its other analyses; trying again shortly"
+                ),
+            )
+        })?;
+        Ok(JobJira {
+            client: client.for_job(),
+            _place: place,
+        })
+    }
+
+    /// The tenant's cached client (built when missing or outdated) and its job places.
+    async fn shared_client(
+        &self,
+        services: &Services,
+        tenant: Uuid,
+    ) -> Result<(JiraClient, Arc<Semaphore>), JobError> {
         let conn = keel_models::jira::connection(&services.pool, tenant)
             .await
             .map_err(|e| JobError::retryable(format!("loading the Jira connection failed: {e}")))?
@@ -58,9 +117,9 @@ impl JiraClients {
             .map_err(|e| JobError::retryable(format!("loading the subscription failed: {e}")))?;
         let cap = self.cap_for(&keel_billing::catalog::global(), &add_ons);
         let key = (conn.updated_at, cap);
-        if let Some((built_from, client)) = self.lock().get(&tenant) {
+        if let Some((built_from, client, places)) = self.lock().get(&tenant) {
             if *built_from == key {
-                return Ok(client.clone());
+                return Ok((client.clone(), places.clone()));
             }
         }
         crate::net::check_url(&conn.base_url, &services.net)
@@ -90,8 +149,16 @@ impl JiraClients {
         )
         .map_err(|e| JobError::fatal(e.to_string()))?;
         // Jobs still holding the previous client finish on its permits; new jobs share this one.
-        self.lock().insert(tenant, (key, client.clone()));
-        Ok(client)
+        let mut clients = self.lock();
+        // Another job of the tenant built it meanwhile: share that one, places included.
+        if let Some((built_from, client, places)) = clients.get(&tenant) {
+            if *built_from == key {
+                return Ok((client.clone(), places.clone()));
+            }
+        }
+        let places = Arc::new(Semaphore::new(cap));
+        clients.insert(tenant, (key, client.clone(), places.clone()));
+        Ok((client, places))
     }
 
     /// The concurrency cap of a tenant whose subscription has `add_ons`: the highest
@@ -109,7 +176,7 @@ impl JiraClients {
             })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (CacheKey, JiraClient)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Entry>> {
         self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

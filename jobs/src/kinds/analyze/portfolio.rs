@@ -1,6 +1,7 @@
 //! `jira.analyze.portfolio` `{project_keys}` or `{jql}`: every matching issue assessed and rolled
-//! up per project and overall. Capped at [`MAX_ISSUES`] issues so one query cannot hold a worker
-//! (and the tenant's Jira budget) for hours; the answer says when it was truncated.
+//! up per project and overall. Capped at `KEEL_JIRA_MAX_ISSUES` issues (2,000) so one query cannot
+//! hold a worker (and the tenant's Jira budget) for hours: the search stops paging at the cap,
+//! and the answer says when it was truncated.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -9,7 +10,6 @@ use super::common;
 use crate::error::JobError;
 use crate::job::{ArgsError, Job, JobContext, Services};
 
-pub const MAX_ISSUES: usize = 2000;
 pub const MAX_PROJECTS: usize = 50;
 pub const MAX_JQL_CHARS: usize = 2000;
 
@@ -36,6 +36,8 @@ impl Job for AnalyzePortfolio {
     const NAME: &'static str = "jira.analyze.portfolio";
     const QUEUE: &'static str = "analysis";
     const MAX_ATTEMPTS: i32 = 8;
+    /// Up to the issue cap's changelogs and comments, a few requests at a time.
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
     fn validate(&self, _services: &Services) -> Result<(), ArgsError> {
         match (&self.project_keys, &self.jql) {
@@ -81,12 +83,16 @@ impl Job for AnalyzePortfolio {
         let settings = common::risk_settings(&ctx, tenant).await?;
         let now = chrono::Utc::now();
         let query = self.query();
-        let mut issues = tokio::select! {
-            r = client.search_jql(&query, &[]) => r.map_err(common::jira_error)?,
+        let found = tokio::select! {
+            r = client.search_jql_capped(&query, &[]) => r.map_err(common::jira_error)?,
             _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
         };
+        let max_issues = client.config().max_issues;
+        let mut issues = found.items;
+        // Read up to the page that reached the cap; at most the cap is assessed.
         let matched = issues.len();
-        issues.truncate(MAX_ISSUES);
+        let truncated = found.truncated || matched > max_issues;
+        issues.truncate(max_issues);
         let assessed = common::assess_many(&ctx, &client, issues, &settings, now).await?;
         let risks: Vec<keel_risk::IssueRisk> = assessed.into_iter().map(|(_, r)| r).collect();
         let rollup = keel_risk::rollup_portfolio(&risks);
@@ -104,7 +110,7 @@ impl Job for AnalyzePortfolio {
             "query": query,
             "matched": matched,
             "analyzed": risks.len(),
-            "truncated": matched > MAX_ISSUES,
+            "truncated": truncated,
             "rollup": rollup,
             "issues": risks,
         }))

@@ -21,6 +21,8 @@ impl Job for AnalyzeSprint {
     const NAME: &'static str = "jira.analyze.sprint";
     const QUEUE: &'static str = "analysis";
     const MAX_ATTEMPTS: i32 = 8;
+    /// Every issue's changelog and comments, a few requests at a time.
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
     fn validate(&self, _services: &Services) -> Result<(), ArgsError> {
         match (self.sprint_id, self.board_id) {
@@ -52,10 +54,16 @@ impl Job for AnalyzeSprint {
                 .ok_or_else(|| JobError::fatal(format!("board {board} has no active sprint")))?,
             (None, None) => return Err(JobError::fatal("no sprint_id or board_id")),
         };
-        let issues = client
-            .sprint_issues(sprint.id)
-            .await
-            .map_err(common::jira_error)?;
+        // Paging stops at the cap (`KEEL_JIRA_MAX_ISSUES`): a "sprint" of 100,000 issues costs
+        // the pages up to it, not all of them.
+        let found = tokio::select! {
+            r = client.sprint_issues_capped(sprint.id) => r.map_err(common::jira_error)?,
+            _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
+        };
+        let max_issues = client.config().max_issues;
+        let truncated = found.truncated || found.items.len() > max_issues;
+        let mut issues = found.items;
+        issues.truncate(max_issues);
         let assessed = common::assess_many(&ctx, &client, issues, &settings, now).await?;
         let (snaps, risks): (Vec<_>, Vec<_>) = assessed.into_iter().unzip();
         let rollup = keel_risk::rollup_sprint(&sprint.id.to_string(), &sprint.name, &risks, &snaps);
@@ -78,6 +86,7 @@ impl Job for AnalyzeSprint {
                 "end_date": sprint.end_date,
             },
             "rollup": rollup,
+            "truncated": truncated,
             "issues": risks,
         }))
     }

@@ -56,6 +56,8 @@ impl MonthlyRun {
 impl Job for MonthlyRun {
     const NAME: &'static str = "billing.monthly_run";
     const INTERNAL: bool = true;
+    /// Every tenant's period of the month.
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
     fn validate(&self, _services: &Services) -> Result<(), ArgsError> {
         self.bounds().map(|_| ())

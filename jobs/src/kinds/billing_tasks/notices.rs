@@ -107,6 +107,8 @@ impl ExpiryNotices {
 impl Job for ExpiryNotices {
     const NAME: &'static str = "billing.expiry_notices";
     const INTERNAL: bool = true;
+    /// One transaction per notice due, over every tenant.
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
     async fn run(self, ctx: JobContext) -> Result<Value, JobError> {
         let pool = &ctx.services.pool;
