@@ -22,8 +22,16 @@ log="$(mktemp)"
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" REDIS_URL="redis://127.0.0.1:6379"
 export KEEL_REDIS_PREFIX="$prefix" RUST_LOG=warn
 pid=""
+# SIGTERM, then SIGKILL: a process whose one runtime thread is stuck (the unbounded flood, on
+# an old binary) never gets to its shutdown.
+stop() {
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.2; done
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  [ -n "$pid" ] && stop "$pid"
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
   redis-cli --scan --pattern "$prefix*" | xargs -r redis-cli del >/dev/null
   rm -f "$log"
@@ -50,7 +58,7 @@ if up; then
     -H 'Authorization: Bearer keel-dev-admin-token' -H 'Content-Type: application/json' \
     -d '{"name":"anyone"}')
   echo "4. Dockerfile defaults (0.0.0.0, no secrets): started; POST /api/tenants with the public development token -> $status"
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  stop "$pid"
 else
   wait "$pid" 2>/dev/null && code=0 || code=$?
   echo "4. Dockerfile defaults (0.0.0.0, no secrets): refused to start, exit $code: $(grep -m1 -i 'keel_admin_token' "$log" || tail -1 "$log")"
