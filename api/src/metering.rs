@@ -107,6 +107,12 @@ impl Looked {
         Self(entitlement(state, tenant, now).await.map_err(Some))
     }
 
+    /// For a write that reserves nothing (a kind the catalog does not meter): no lookup.
+    /// [`Self::get`] on it is an internal error.
+    pub fn not_needed() -> Self {
+        Self(Err(None))
+    }
+
     /// The entitlement, or the refusal the lookup met.
     pub fn get(&mut self) -> Result<&Entitlement, ApiError> {
         match &mut self.0 {
@@ -141,12 +147,12 @@ fn payment_required(message: String) -> ApiError {
 
 /// Whether submitting `job` reserves units: metering is on and the catalog meters its kind.
 pub fn metered(state: &AppState, job: &NewJob) -> bool {
-    state.limits.metering
-        && state
-            .billing
-            .catalog
-            .units_for(&job.kind, &job.args)
-            .is_some()
+    metered_kind(state, &job.kind, &job.args)
+}
+
+/// [`metered`] for a job of `kind` with `args`.
+pub fn metered_kind(state: &AppState, kind: &str, args: &serde_json::Value) -> bool {
+    state.limits.metering && state.billing.catalog.units_for(kind, args).is_some()
 }
 
 /// Reserves a retried job's units again, in the caller's transaction (the one that moves it

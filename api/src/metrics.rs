@@ -64,10 +64,7 @@ pub async fn serve(
             async move {
                 use axum::response::IntoResponse;
                 if let Some(token) = &token {
-                    let given = headers
-                        .get(axum::http::header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.strip_prefix("Bearer "));
+                    let given = crate::extract::bearer_token(&headers);
                     if !crate::extract::token_matches(token, given) {
                         return crate::error::ApiError::Unauthorized("metrics token")
                             .into_response();

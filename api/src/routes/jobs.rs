@@ -285,7 +285,12 @@ pub async fn retry(
     }
     let _pass = state.gate.enter(tenant).await?;
     let now = chrono::Utc::now();
-    let mut plan = Looked::now(&state, tenant, now).await;
+    // Only a metered kind can need its units reserved again; the rest skip the plan lookup.
+    let mut plan = if crate::metering::metered_kind(&state, &current.kind, &current.args) {
+        Looked::now(&state, tenant, now).await
+    } else {
+        Looked::not_needed()
+    };
     let mut tx = state.pool.begin().await?;
     let retried = ledger::retry(&mut tx, tenant, id).await?;
     if let Some(job) = &retried {
