@@ -18,7 +18,7 @@ use support::*;
 use uuid::Uuid;
 
 /// The shipped catalog with test-sized numbers: the free plan includes 30 units, allows 4
-/// sentiment jobs a period and 5 requests a minute; `webhook.deliver` costs 2 units.
+/// sentiment jobs a period, 5 writes and 8 reads a minute; `webhook.deliver` costs 2 units.
 fn test_catalog() -> String {
     let shipped =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/plans.toml")).unwrap();
@@ -35,6 +35,7 @@ annual_price = 0
 included_units = 30
 overage = "hard_cap"
 rate_limit = { per_minute = 5, per_hour = 500 }
+read_rate_limit = { per_minute = 8, per_hour = 500 }
 kind_limits = { "sentiment.score" = 4 }"#;
     let body = format!("{}{}{}", &shipped[..free], test_free, &shipped[end..]);
     let body = body.replacen(
@@ -425,17 +426,32 @@ async fn request_rates_are_limited_across_api_processes() {
                 .unwrap()
         }
     };
-    let mut statuses = Vec::new();
-    for i in 0..5 {
-        let base = if i % 2 == 0 {
+    let submit = |base: String| {
+        let http = env.http.clone();
+        let key = key.clone();
+        async move {
+            http.post(format!("{base}/api/jobs"))
+                .bearer_auth(key)
+                .json(&noop(1))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let base = |i: usize| {
+        if i.is_multiple_of(2) {
             env.base.clone()
         } else {
             other.clone()
-        };
-        statuses.push(get(base).await.status().as_u16());
+        }
+    };
+    // Five writes a minute, counted across both processes.
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        statuses.push(submit(base(i)).await.status().as_u16());
     }
-    assert_eq!(statuses, [200; 5]);
-    let refused = get(other.clone()).await;
+    assert_eq!(statuses, [202; 5]);
+    let refused = submit(other.clone()).await;
     assert_eq!(refused.status(), 429);
     let h = refused.headers();
     let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
@@ -444,6 +460,19 @@ async fn request_rates_are_limited_across_api_processes() {
     assert_eq!(h["ratelimit-remaining"], "0");
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(body["error"]["details"]["counts"], "write");
+    // Reads are counted apart: the spent write budget does not stop polling, and reads have
+    // their own limit (eight a minute here), also across processes.
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        statuses.push(get(base(i)).await.status().as_u16());
+    }
+    assert_eq!(statuses, [200; 8]);
+    let refused = get(env.base.clone()).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["ratelimit-limit"], "8");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["details"]["counts"], "read", "{body}");
     // Another tenant has its own budget.
     let (_, other_key, _) = env.tenant("other").await;
     let resp = env

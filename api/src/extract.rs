@@ -152,7 +152,8 @@ where
                 }
             }
         };
-        crate::rate_limit::check(&state, tenant).await?;
+        let access = crate::rate_limit::Access::of(&parts.method);
+        crate::rate_limit::check(&state, tenant, access).await?;
         Ok(TenantId(tenant))
     }
 }

@@ -1,5 +1,8 @@
 //! Per-tenant request rate limits from the tenant's plan (per minute and per hour), counted in
-//! Redis so every API process shares one count. Over the limit → 429 with `Retry-After` and the
+//! Redis so every API process shares one count. Reads (`GET`, `HEAD`: status polls, long polls,
+//! listings) and writes (everything else) are counted apart, each against its own allowance:
+//! a new Free tenant that had submitted 17 jobs got 429 on every poll of them when one budget
+//! served both. Over the limit → 429 with `Retry-After` and the
 //! IETF draft `RateLimit-Limit` / `RateLimit-Remaining` / `RateLimit-Reset` headers.
 //!
 //! Fails open: when Redis cannot be reached the request goes through (and a warning is logged),
@@ -25,7 +28,7 @@ pub struct Limits {
     pub metering: bool,
     /// Enforce the plans' request rate limits (`KEEL_RATE_LIMITS`).
     pub rate_limits: bool,
-    plans: Mutex<HashMap<Uuid, (Instant, RateLimit)>>,
+    plans: Mutex<HashMap<Uuid, (Instant, Allowance)>>,
     /// Add-ons in force per tenant (for the priority lane at submit), cached like `plans`.
     add_ons: Mutex<HashMap<Uuid, (Instant, Vec<String>)>>,
 }
@@ -64,7 +67,7 @@ impl Limits {
         Ok(ids)
     }
 
-    fn cached(&self, tenant: Uuid) -> Option<RateLimit> {
+    fn cached(&self, tenant: Uuid) -> Option<Allowance> {
         let plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
         plans
             .get(&tenant)
@@ -72,7 +75,7 @@ impl Limits {
             .map(|(_, r)| *r)
     }
 
-    fn remember(&self, tenant: Uuid, limit: RateLimit) {
+    fn remember(&self, tenant: Uuid, limit: Allowance) {
         let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
         if plans.len() > 100_000 {
             plans.clear(); // bounded memory; entries are cheap to rebuild
@@ -81,13 +84,45 @@ impl Limits {
     }
 }
 
-/// Counts the request and refuses it when the tenant is over its plan's rate.
-pub async fn check(state: &AppState, tenant: Uuid) -> Result<(), ApiError> {
+/// A plan's request allowances: writes, and reads counted apart.
+#[derive(Debug, Clone, Copy)]
+struct Allowance {
+    writes: RateLimit,
+    reads: RateLimit,
+}
+
+/// What a request counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+impl Access {
+    /// `GET` and `HEAD` read; every other method writes.
+    pub fn of(method: &axum::http::Method) -> Self {
+        match *method {
+            axum::http::Method::GET | axum::http::Method::HEAD => Access::Read,
+            _ => Access::Write,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+        }
+    }
+}
+
+/// Counts the request and refuses it when the tenant is over its plan's rate for its kind of
+/// access.
+pub async fn check(state: &AppState, tenant: Uuid, access: Access) -> Result<(), ApiError> {
     if !state.limits.rate_limits {
         return Ok(());
     }
-    let limit = match state.limits.cached(tenant) {
-        Some(l) => l,
+    let allowance = match state.limits.cached(tenant) {
+        Some(a) => a,
         None => {
             let plan_id = keel_models::billing::subscriptions::get(&state.pool, tenant)
                 .await?
@@ -96,20 +131,24 @@ pub async fn check(state: &AppState, tenant: Uuid) -> Result<(), ApiError> {
             let plan = plan_id
                 .and_then(|id| catalog.plan(&id))
                 .unwrap_or_else(|| catalog.free_plan());
-            state.limits.remember(tenant, plan.rate_limit);
-            plan.rate_limit
+            let a = Allowance {
+                writes: plan.rate_limit,
+                reads: plan.read_limit(),
+            };
+            state.limits.remember(tenant, a);
+            a
         }
+    };
+    let (limit, subject) = match access {
+        Access::Write => (allowance.writes, tenant.to_string()),
+        Access::Read => (allowance.reads, format!("{tenant}:read")),
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
     let windows = [(60u64, limit.per_minute), (3600u64, limit.per_hour)];
-    let counts = match state
-        .lane
-        .count_hit(&tenant.to_string(), &[60, 3600], now)
-        .await
-    {
+    let counts = match state.lane.count_hit(&subject, &[60, 3600], now).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "rate limit check skipped: Redis unavailable");
@@ -123,9 +162,11 @@ pub async fn check(state: &AppState, tenant: Uuid) -> Result<(), ApiError> {
             return Err(ApiError::TooManyRequests {
                 code: "rate_limited",
                 message: format!(
-                    "more than {max} requests per {name} for this plan; retry in {reset} s"
+                    "more than {max} {}s per {name} for this plan; retry in {reset} s",
+                    access.name()
                 ),
-                details: json!({ "limit": max, "window_seconds": window, "retry_after": reset }),
+                details: json!({ "limit": max, "window_seconds": window, "retry_after": reset,
+                                 "counts": access.name() }),
                 retry_after: Some(reset),
                 headers: vec![
                     ("ratelimit-limit", max.to_string()),

@@ -80,7 +80,13 @@ pub struct Plan {
     pub annual_price: i64,
     pub included_units: u64,
     pub overage: Overage,
+    /// Writes (every request but `GET` and `HEAD`) per minute and per hour.
     pub rate_limit: RateLimit,
+    /// Reads (`GET`, `HEAD`, long polls included) per minute and per hour, counted apart from
+    /// writes: a client polling its jobs must not spend the budget it submits them with. Unset:
+    /// [`READS_PER_WRITE`] times `rate_limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_rate_limit: Option<RateLimit>,
     /// Most jobs of a kind per month; a kind not listed is limited only by units.
     #[serde(default)]
     pub kind_limits: BTreeMap<String, u64>,
@@ -88,6 +94,20 @@ pub struct Plan {
     pub stripe_price_monthly: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stripe_price_annual: Option<String>,
+}
+
+/// A plan's read allowance when it names none: this many reads per write allowed.
+pub const READS_PER_WRITE: u32 = 20;
+
+impl Plan {
+    /// The plan's read allowance ([`Plan::read_rate_limit`], or [`READS_PER_WRITE`] times its
+    /// write allowance).
+    pub fn read_limit(&self) -> RateLimit {
+        self.read_rate_limit.unwrap_or(RateLimit {
+            per_minute: self.rate_limit.per_minute.saturating_mul(READS_PER_WRITE),
+            per_hour: self.rate_limit.per_hour.saturating_mul(READS_PER_WRITE),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -98,10 +98,17 @@ impl Catalog {
             if let Overage::PerUnit(c) = p.overage {
                 non_negative(&format!("{at}: overage per_unit"), c)?;
             }
-            if p.rate_limit.per_minute == 0 || p.rate_limit.per_hour < p.rate_limit.per_minute {
-                return Err(bad(format!(
-                    "{at}: rate_limit needs per_minute >= 1 and per_hour >= per_minute"
-                )));
+            for (name, r) in [
+                ("rate_limit", Some(p.rate_limit)),
+                ("read_rate_limit", p.read_rate_limit),
+            ] {
+                if let Some(r) = r {
+                    if r.per_minute == 0 || r.per_hour < r.per_minute {
+                        return Err(bad(format!(
+                            "{at}: {name} needs per_minute >= 1 and per_hour >= per_minute"
+                        )));
+                    }
+                }
             }
             for kind in p.kind_limits.keys() {
                 if !self.unit_weights.contains_key(kind) {

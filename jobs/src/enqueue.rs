@@ -44,6 +44,14 @@ pub enum SubmitError {
 
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
+/// Most attempts a tenant may ask for (`max_attempts`): with the backoff capped at an hour,
+/// 25 attempts already span about a day; more only keeps a failing job's units reserved.
+pub const MAX_ATTEMPTS: i32 = 25;
+
+/// How far ahead a tenant may schedule a job (`run_at`). A job years ahead is a mistake or a
+/// way to park rows (and reserved units) in the ledger indefinitely.
+pub const MAX_RUN_AHEAD_DAYS: i64 = 365;
+
 /// Validates a submit and builds the row to insert. Nothing is written.
 ///
 /// A tenant's submit (`tenant_id` is `Some`) of an internal kind ([`crate::Job::INTERNAL`]) is
@@ -69,10 +77,10 @@ pub fn prepare(
     };
     kind.check(&args, services).map_err(SubmitError::Invalid)?;
     if let Some(n) = submit.max_attempts {
-        if !(1..=1000).contains(&n) {
+        if !(1..=MAX_ATTEMPTS).contains(&n) {
             return Err(SubmitError::Invalid(ArgsError::new(
                 "max_attempts",
-                "must be between 1 and 1000",
+                format!("must be between 1 and {MAX_ATTEMPTS}"),
             )));
         }
     }
@@ -83,6 +91,12 @@ pub fn prepare(
             return Err(SubmitError::Invalid(ArgsError::new(
                 "run_at",
                 "must be a time between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+            )));
+        }
+        if tenant_id.is_some() && at > Utc::now() + chrono::Duration::days(MAX_RUN_AHEAD_DAYS) {
+            return Err(SubmitError::Invalid(ArgsError::new(
+                "run_at",
+                format!("must be at most {MAX_RUN_AHEAD_DAYS} days ahead"),
             )));
         }
     }

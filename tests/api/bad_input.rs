@@ -203,7 +203,7 @@ async fn unknown_top_level_fields_and_bad_top_level_types_are_422() {
 async fn max_attempts_out_of_range_is_422() {
     let env = TestEnv::new().await;
     let (_, key, _) = env.tenant("acme").await;
-    for n in [0, 1001, -1] {
+    for n in [0, 26, 1001, -1] {
         let (status, body) = env
             .submit(
                 &key,
@@ -215,7 +215,7 @@ async fn max_attempts_out_of_range_is_422() {
         assert_eq!(env.count_jobs().await, 0);
     }
     // The bounds themselves are accepted.
-    for n in [1, 1000] {
+    for n in [1, 25] {
         let id = env
             .submit_ok(
                 &key,
@@ -441,4 +441,39 @@ async fn undecodable_paths_and_query_strings_answer_the_json_error_shape() {
         assert_error_any_code(status, &body, status);
     }
     assert_eq!(env.count_jobs().await, 0);
+}
+
+#[tokio::test]
+async fn run_at_more_than_a_year_ahead_and_max_attempts_above_25_are_422() {
+    let env = TestEnv::new().await;
+    let (_, key, _) = env.tenant("acme").await;
+    // More than a year ahead, or more attempts than the catalog allows (issue 22).
+    let too_far = (chrono::Utc::now() + chrono::Duration::days(366)).to_rfc3339();
+    let (status, body) = env
+        .submit(&key, json!({ "kind": "noop", "run_at": too_far }))
+        .await;
+    let details = assert_error(status, &body, 422, "invalid_request");
+    assert_eq!(details["path"], "run_at", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("365 days"),
+        "{body}"
+    );
+    let near = (chrono::Utc::now() + chrono::Duration::days(364)).to_rfc3339();
+    let (status, body) = env
+        .submit(&key, json!({ "kind": "noop", "run_at": near }))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = env
+        .submit(&key, json!({ "kind": "noop", "max_attempts": 26 }))
+        .await;
+    let details = assert_error(status, &body, 422, "invalid_request");
+    assert_eq!(details["path"], "max_attempts", "{body}");
+    let (status, body) = env
+        .submit(&key, json!({ "kind": "noop", "max_attempts": 25 }))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(env.count_jobs().await, 2);
 }

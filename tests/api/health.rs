@@ -186,7 +186,8 @@ async fn metrics_can_listen_on_an_address_of_their_own() {
 async fn ledger_gauges_are_reused_between_close_scrapes() {
     let env = TestEnv::new().await;
     let (_, key, _) = env.tenant("acme").await;
-    let later = json!({"kind": "noop", "args": {}, "run_at": "2099-01-01T00:00:00Z"});
+    let run_at = chrono::Utc::now() + chrono::Duration::hours(1);
+    let later = json!({"kind": "noop", "args": {}, "run_at": run_at.to_rfc3339()});
     env.submit_ok(&key, later.clone()).await;
     let queued = |text: &str, n: usize| {
         text.lines()
